@@ -1,0 +1,74 @@
+/**
+ * One error class for the whole library. Match on `code` (stable), never on `message` (may be reworded).
+ * Every code is listed in `ERROR_CODES` with the layer that raises it; the README table is checked against
+ * this list by a test.
+ */
+
+export type Layer =
+  | "transport"
+  | "identity"
+  | "description"
+  | "ice"
+  | "dtls"
+  | "sctp"
+  | "signaling"
+  | "peer"
+  | "cli";
+
+export const ERROR_CODES = {
+  ERR_INVALID_ARGUMENT: { layer: "peer", summary: "An API argument or option is malformed or unknown." },
+  ERR_TRANSPORT_CLOSED: { layer: "transport", summary: "send() on a transport that is closed." },
+  ERR_DATAGRAM_TOO_LARGE: { layer: "transport", summary: "A datagram exceeds the transport's maximum size." },
+  ERR_IDENTITY_INVALID: {
+    layer: "identity",
+    summary: "An identity file exists but cannot be used (unparsable, not EC P-256, key does not match).",
+  },
+  ERR_DESCRIPTION_INVALID: {
+    layer: "description",
+    summary: "A session description or token is malformed, oversized or fails the schema.",
+  },
+  ERR_ICE_FAILED: { layer: "ice", summary: "No candidate pair succeeded before the ICE timeout." },
+  ERR_ICE_CONSENT_EXPIRED: { layer: "ice", summary: "The peer stopped answering consent checks (RFC 7675)." },
+  ERR_HANDSHAKE_TIMEOUT: { layer: "dtls", summary: "The DTLS handshake did not complete in time." },
+  ERR_HANDSHAKE_FAILED: { layer: "dtls", summary: "The DTLS handshake failed (alert, malformed flight)." },
+  ERR_HANDSHAKE_SIGNATURE: {
+    layer: "dtls",
+    summary: "The peer did not prove possession of its certificate's private key.",
+  },
+  ERR_FINGERPRINT_MISMATCH: { layer: "dtls", summary: "The peer certificate does not have the expected fingerprint." },
+  ERR_PEER_ID_MISMATCH: { layer: "dtls", summary: "The peer certificate does not have the expected peer ID." },
+  ERR_PEER_REJECTED: { layer: "dtls", summary: "A trust policy (allow-list, TOFU, CA) refused the peer." },
+  ERR_SCTP_FAILED: { layer: "sctp", summary: "The SCTP association could not be established or was aborted." },
+  ERR_STREAM_CLOSED: { layer: "sctp", summary: "Write on a stream that is closed or reset." },
+  ERR_MESSAGE_TOO_LARGE: { layer: "sctp", summary: "A message exceeds the maximum message size." },
+  ERR_SIGNALING_PROTOCOL: { layer: "signaling", summary: "A signaling frame is malformed or unexpected." },
+  ERR_PEER_NOT_FOUND: { layer: "signaling", summary: "No peer is bound under the requested peer ID." },
+  ERR_BIND_PROOF: { layer: "signaling", summary: "A bind did not prove the certificate's key or peer ID." },
+  ERR_RATE_LIMITED: { layer: "signaling", summary: "A signaling limit (rate, connections, pending) was exceeded." },
+  ERR_TIMEOUT: { layer: "peer", summary: "An operation did not complete within its timeout." },
+  ERR_ABORTED: { layer: "peer", summary: "An operation was cancelled through its AbortSignal." },
+  ERR_CONNECTION_CLOSED: { layer: "peer", summary: "The connection closed while an operation was pending." },
+} as const satisfies Record<string, { layer: Layer; summary: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class PeerwireError extends Error {
+  readonly code: ErrorCode;
+  readonly layer: Layer;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; layer?: Layer }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "PeerwireError";
+    this.code = code;
+    this.layer = options?.layer ?? ERROR_CODES[code].layer;
+  }
+}
+
+export function isPeerwireError(value: unknown, code?: ErrorCode): value is PeerwireError {
+  return value instanceof PeerwireError && (code === undefined || value.code === code);
+}
+
+/** Rejection for an aborted signal, keeping the signal's reason as cause. */
+export function abortError(signal: AbortSignal, what: string): PeerwireError {
+  return new PeerwireError("ERR_ABORTED", `${what} was aborted`, { cause: signal.reason });
+}

@@ -1,0 +1,83 @@
+import { PeerwireError } from "../errors.js";
+import { PENDING_DATAGRAM_LIMIT, type DatagramTransport } from "./contract.js";
+
+/**
+ * Shared bookkeeping for transports: the single receiver, the bounded queue before it is set, close handlers
+ * called exactly once, and a receiver that throws never reaching the event loop of the layer below.
+ */
+export abstract class BaseDatagramTransport implements DatagramTransport {
+  #receiver: ((datagram: Uint8Array) => void) | undefined;
+  #pending: Uint8Array[] = [];
+  #closeHandlers: Array<(error?: Error) => void> = [];
+  #closed = false;
+  #closeError: Error | undefined;
+  /** Datagrams dropped because no receiver was set and the queue was full, or the receiver threw. */
+  protected undeliverable = 0;
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  onDatagram(handler: (datagram: Uint8Array) => void): void {
+    this.#receiver = handler;
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const datagram of pending) this.deliver(datagram);
+  }
+
+  onClose(handler: (error?: Error) => void): void {
+    if (this.#closed) {
+      queueMicrotask(() => handler(this.#closeError));
+      return;
+    }
+    this.#closeHandlers.push(handler);
+  }
+
+  async send(datagram: Uint8Array): Promise<void> {
+    if (this.#closed) throw new PeerwireError("ERR_TRANSPORT_CLOSED", "send on a closed transport", { layer: "transport" });
+    await this.sendDatagram(datagram);
+  }
+
+  async close(): Promise<void> {
+    this.shutdown();
+  }
+
+  /** Hands a received datagram up. Safe to call after close (the datagram is then discarded). */
+  protected deliver(datagram: Uint8Array): void {
+    if (this.#closed) return;
+    const receiver = this.#receiver;
+    if (receiver === undefined) {
+      if (this.#pending.length < PENDING_DATAGRAM_LIMIT) this.#pending.push(datagram);
+      else this.undeliverable++;
+      return;
+    }
+    try {
+      receiver(datagram);
+    } catch {
+      // A faulty layer above must not take down the layer below; the datagram is lost, as on a real network.
+      this.undeliverable++;
+    }
+  }
+
+  /** Marks the transport closed, releases resources (`release`), then tells the close handlers once. */
+  protected shutdown(error?: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeError = error;
+    this.#pending = [];
+    this.release();
+    const handlers = this.#closeHandlers;
+    this.#closeHandlers = [];
+    for (const handler of handlers) {
+      try {
+        handler(error);
+      } catch {
+        // Close handlers are notifications; one failing must not stop the others.
+      }
+    }
+  }
+
+  protected abstract sendDatagram(datagram: Uint8Array): Promise<void>;
+  /** Frees timers, sockets and listeners. Called once, synchronously, from shutdown(). */
+  protected abstract release(): void;
+}
