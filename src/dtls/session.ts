@@ -1,0 +1,300 @@
+import { DtlsClient, DtlsServer, type DtlsSocket } from "werift";
+import { PeerwireError, abortError } from "../errors.js";
+import type { Identity } from "../identity/identity.js";
+import { BaseDatagramTransport } from "../transport/base.js";
+import type { DatagramTransport } from "../transport/contract.js";
+import { verifyHandshake, type HandshakeMessage } from "./handshake.js";
+import { filterInbound, type DropReason } from "./records.js";
+import { peerCertificateOf, type PeerVerifier } from "./trust.js";
+
+export interface DtlsOptions {
+  role: "client" | "server";
+  identity: Identity;
+  /** Trust policy (expectFingerprint, expectPeerId, …). Runs after the handshake signatures verified. */
+  verifyPeer: PeerVerifier;
+  /** Whole handshake, verification included. Default 15 000 ms. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export type DtlsDropReason = DropReason | "post-handshake-message" | "unverified-data" | "werift-error";
+
+export interface DtlsStats {
+  datagramsIn: number;
+  datagramsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Inbound input refused, by reason. */
+  dropped: Record<DtlsDropReason, number>;
+}
+
+/** werift internals read after the handshake (public members of DtlsSocket, loosely typed by werift). */
+interface CachedHandshake {
+  msg_type: number;
+  fragment: Buffer;
+  serialize(): Buffer;
+}
+interface WeriftSocketInternals {
+  dtls: { sortedHandshakeCache: CachedHandshake[]; flight: number };
+  cipher: { masterSecret?: Buffer };
+  onHandleHandshakes: (assembled: CachedHandshake[]) => Promise<void>;
+}
+
+/** Application data received before verification finished is held, up to this many datagrams. */
+const MAX_UNVERIFIED_DATAGRAMS = 64;
+/** Beyond every flight number: makes werift's retransmission loop stop at its next wake-up. */
+const FLIGHT_DONE = 99;
+const ECDSA_SHA256 = { hash: 4, signature: 3 } as const;
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * A DTLS 1.2 session over any DatagramTransport, authenticated both ways. Not one datagram is delivered to the
+ * layer above before the handshake signatures and Finished messages verified and `verifyPeer` accepted the
+ * peer. Malformed, out-of-place and unauthenticated input is dropped and counted (`stats.dropped`).
+ */
+export class DtlsTransport extends BaseDatagramTransport {
+  readonly role: "client" | "server";
+  readonly stats: DtlsStats = {
+    datagramsIn: 0,
+    datagramsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    dropped: {
+      "malformed-record": 0,
+      "content-type": 0,
+      "plaintext-after-handshake": 0,
+      "empty-record": 0,
+      "post-handshake-message": 0,
+      "unverified-data": 0,
+      "werift-error": 0,
+    },
+  };
+  #remoteCertificateDer: Uint8Array | undefined;
+  #remotePeerId: string | undefined;
+  readonly #lower: DatagramTransport;
+  readonly #socket: DtlsSocket;
+  readonly #internals: WeriftSocketInternals;
+  #handshakeComplete = false;
+  #verified = false;
+  #serverFinished: Uint8Array | undefined;
+  #unverified: Buffer[] = [];
+  #lowerClosed = false;
+
+  private constructor(lower: DatagramTransport, options: DtlsOptions) {
+    super();
+    this.role = options.role;
+    this.#lower = lower;
+    const adapter = {
+      type: "udp",
+      address: { address: "0.0.0.0", family: "IPv4", port: 0 },
+      closed: false,
+      onData: (_data: Buffer) => undefined as void,
+      send: async (data: Buffer) => {
+        if (lower.closed) return;
+        this.stats.datagramsOut++;
+        this.stats.bytesOut += data.byteLength;
+        await lower.send(data).catch(() => undefined); // loss is normal for datagrams; closure is seen via onClose
+      },
+      close: async () => undefined,
+    };
+    const socketOptions = {
+      transport: adapter,
+      cert: options.identity.certificatePem,
+      key: options.identity.privateKeyPem,
+      signatureHash: ECDSA_SHA256,
+      extendedMasterSecret: true,
+    };
+    this.#socket =
+      options.role === "client"
+        ? new DtlsClient(socketOptions)
+        : new DtlsServer({ ...socketOptions, certificateRequest: true });
+    this.#internals = this.#socket as unknown as WeriftSocketInternals;
+    this.#hookHandshakes();
+    this.#socket.onData.subscribe((data) => this.#onApplicationData(data));
+    lower.onDatagram((datagram) => {
+      this.stats.datagramsIn++;
+      this.stats.bytesIn += datagram.byteLength;
+      const { pass, dropped } = filterInbound(datagram, this.#handshakeComplete);
+      for (const reason of dropped) this.stats.dropped[reason]++;
+      if (pass === undefined) return;
+      try {
+        adapter.onData(toBuffer(pass));
+      } catch {
+        this.stats.dropped["werift-error"]++;
+      }
+    });
+    lower.onClose((error) => {
+      this.#lowerClosed = true;
+      this.shutdown(error);
+    });
+  }
+
+  /** Runs the handshake and the verification; resolves once the peer is authenticated and accepted. */
+  static connect(lower: DatagramTransport, options: DtlsOptions): Promise<DtlsTransport> {
+    if (options.role !== "client" && options.role !== "server") {
+      return Promise.reject(new PeerwireError("ERR_INVALID_ARGUMENT", "role must be client or server", { layer: "dtls" }));
+    }
+    if (typeof options.verifyPeer !== "function") {
+      return Promise.reject(new PeerwireError("ERR_INVALID_ARGUMENT", "verifyPeer is required", { layer: "dtls" }));
+    }
+    if (options.signal?.aborted) return Promise.reject(abortError(options.signal, "DTLS handshake"));
+    const session = new DtlsTransport(lower, options);
+    return session.#run(options);
+  }
+
+  /** DER of the peer's certificate (the one whose key signed this handshake). */
+  get remoteCertificateDer(): Uint8Array {
+    if (this.#remoteCertificateDer === undefined) throw new PeerwireError("ERR_HANDSHAKE_FAILED", "not connected");
+    return this.#remoteCertificateDer;
+  }
+
+  get remotePeerId(): string {
+    if (this.#remotePeerId === undefined) throw new PeerwireError("ERR_HANDSHAKE_FAILED", "not connected");
+    return this.#remotePeerId;
+  }
+
+  protected async sendDatagram(datagram: Uint8Array): Promise<void> {
+    if (!this.#verified) throw new PeerwireError("ERR_TRANSPORT_CLOSED", "DTLS session is not established");
+    await this.#socket.send(toBuffer(datagram));
+  }
+
+  protected release(): void {
+    this.#stopWerift();
+    if (!this.#lowerClosed) void this.#lower.close();
+  }
+
+  #run(options: DtlsOptions): Promise<DtlsTransport> {
+    return new Promise<DtlsTransport>((resolve, reject) => {
+      let settled = false;
+      const timeoutMs = options.timeoutMs ?? 15_000;
+      const settle = (error: PeerwireError | undefined) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        options.signal?.removeEventListener("abort", onAbort);
+        if (error !== undefined) {
+          this.shutdown(error);
+          reject(error);
+        } else {
+          resolve(this);
+          this.#flushUnverified();
+        }
+      };
+      const timer = setTimeout(
+        () => settle(new PeerwireError("ERR_HANDSHAKE_TIMEOUT", `DTLS handshake did not complete in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const onAbort = () => settle(abortError(options.signal!, "DTLS handshake"));
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      this.onClose((error) =>
+        settle(new PeerwireError("ERR_HANDSHAKE_FAILED", "transport closed during the DTLS handshake", { cause: error })),
+      );
+      this.#socket.onClose.subscribe(() => {
+        // werift reports any alert as a close; during the handshake that is the peer refusing us.
+        if (!this.#verified) settle(new PeerwireError("ERR_HANDSHAKE_FAILED", "peer sent an alert during the handshake"));
+        else this.shutdown(new PeerwireError("ERR_CONNECTION_CLOSED", "peer closed the DTLS session", { layer: "dtls" }));
+      });
+      this.#socket.onError.subscribe(() => {
+        this.stats.dropped["werift-error"]++; // a malformed flight; the peer retransmits or the timeout decides
+      });
+      this.#socket.onConnect.once(() => {
+        this.#verify(options.verifyPeer).then(() => settle(undefined), settle);
+      });
+      if (this.#socket instanceof DtlsClient) {
+        this.#socket.connect().catch((cause: unknown) => {
+          settle(new PeerwireError("ERR_HANDSHAKE_TIMEOUT", "DTLS server did not answer", { cause }));
+        });
+      }
+    });
+  }
+
+  /** Everything werift skipped: key possession, transcript agreement, then the caller's trust policy. */
+  async #verify(verifyPeer: PeerVerifier): Promise<void> {
+    this.#handshakeComplete = true;
+    const transcript: HandshakeMessage[] = this.#internals.dtls.sortedHandshakeCache.map((message) => ({
+      msgType: message.msg_type,
+      body: message.fragment,
+      transcriptBytes: message.serialize(),
+    }));
+    const result = verifyHandshake({
+      role: this.role,
+      transcript,
+      masterSecret: this.#internals.cipher.masterSecret,
+      serverFinished: this.#serverFinished,
+    });
+    if ("kind" in result) {
+      throw new PeerwireError(
+        result.kind === "signature" ? "ERR_HANDSHAKE_SIGNATURE" : "ERR_HANDSHAKE_FAILED",
+        `DTLS handshake not verified: ${result.detail}`,
+      );
+    }
+    const used = this.#socket.remoteCertificate;
+    if (used === undefined || !used.equals(result.peerCertificateDer)) {
+      throw new PeerwireError("ERR_HANDSHAKE_SIGNATURE", "the certificate werift reports is not the one that was verified");
+    }
+    const peer = peerCertificateOf(result.peerCertificateDer);
+    try {
+      await verifyPeer(peer);
+    } catch (error) {
+      if (error instanceof PeerwireError) throw error;
+      throw new PeerwireError("ERR_PEER_REJECTED", "verifyPeer refused the peer", { cause: error });
+    }
+    if (this.closed) throw new PeerwireError("ERR_HANDSHAKE_FAILED", "closed during verification");
+    this.#remoteCertificateDer = peer.certificateDer;
+    this.#remotePeerId = peer.peerId;
+    this.#verified = true;
+  }
+
+  /**
+   * Sees every decrypted, reassembled handshake message before werift acts on it: keeps the server's Finished
+   * (werift does not) and, once the handshake is complete, refuses everything but a retransmitted Finished
+   * (no renegotiation; werift would restart its state machine on a new ClientHello).
+   */
+  #hookHandshakes(): void {
+    const original = this.#internals.onHandleHandshakes;
+    this.#internals.onHandleHandshakes = async (assembled) => {
+      let messages = assembled;
+      if (this.#handshakeComplete) {
+        // The server answers a retransmitted client Finished by retransmitting its last flight; the client
+        // has nothing left to receive.
+        messages = this.role === "server" ? assembled.filter((m) => m.msg_type === 20) : [];
+        this.stats.dropped["post-handshake-message"] += assembled.length - messages.length;
+        if (messages.length === 0) return;
+      } else if (this.role === "client") {
+        const finished = assembled.find((m) => m.msg_type === 20);
+        if (finished !== undefined && this.#serverFinished === undefined) this.#serverFinished = new Uint8Array(finished.fragment);
+      }
+      await original(messages);
+    };
+  }
+
+  #onApplicationData(data: Buffer): void {
+    if (this.#verified) {
+      this.deliver(new Uint8Array(data));
+    } else if (this.#handshakeComplete && this.#unverified.length < MAX_UNVERIFIED_DATAGRAMS) {
+      // The peer may send as soon as its side completes; hold it until ours has verified.
+      this.#unverified.push(data);
+    } else {
+      this.stats.dropped["unverified-data"]++;
+    }
+  }
+
+  #flushUnverified(): void {
+    const held = this.#unverified;
+    this.#unverified = [];
+    for (const data of held) this.deliver(new Uint8Array(data));
+  }
+
+  #stopWerift(): void {
+    this.#unverified = [];
+    this.#internals.dtls.flight = FLIGHT_DONE;
+  }
+}
+
+/** See DtlsTransport.connect. */
+export function connectDtls(transport: DatagramTransport, options: DtlsOptions): Promise<DtlsTransport> {
+  return DtlsTransport.connect(transport, options);
+}
