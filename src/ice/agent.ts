@@ -1,0 +1,367 @@
+import { isIP } from "node:net";
+import { Candidate as WeriftCandidate, Connection, type CandidatePair } from "werift";
+import { PeerwireError, abortError } from "../errors.js";
+import { parseCandidate } from "../description/candidate.js";
+import { BaseDatagramTransport } from "../transport/base.js";
+import { addressKey, classifyDatagram, isAuthenticCheck, isAuthenticResponse, type IceDropReason } from "./guard.js";
+import { parseIceServers, type IceServer } from "./servers.js";
+
+export interface IceAgentOptions {
+  /** The controlling agent nominates the pair; peerwire makes it the DTLS client. */
+  role: "controlling" | "controlled";
+  /** STUN and TURN servers (WebRTC shape). None by default: no traffic to any server unless configured. */
+  iceServers?: IceServer[];
+  /** Gather 127.0.0.1 only and pair only with loopback remote candidates (tests, benches, local demos). */
+  loopbackOnly?: boolean;
+  /** Only pair with remote candidates whose address passes (applied on top of loopbackOnly). */
+  allowRemoteAddress?: (address: string) => boolean;
+  /** Host addresses to gather on, instead of every interface address. */
+  hostAddresses?: string[];
+  /** Local UDP port range. */
+  portRange?: [number, number];
+  /** Use only the TURN relay (needs a TURN server). */
+  relayOnly?: boolean;
+  /**
+   * Close with ERR_ICE_CONSENT_EXPIRED when the peer has not answered or sent an authenticated check for this
+   * long (RFC 7675). 7 000–30 000 ms: werift checks every 5 s ± 20 % and gives up by itself at 30 s.
+   */
+  consentTimeoutMs?: number;
+}
+
+export interface IceConnectOptions {
+  /** Default 30 000 ms. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface IceStats {
+  /** Remote candidates refused (malformed, not an IP address, filtered out). */
+  remoteCandidatesRefused: number;
+  dropped: Record<IceDropReason, number>;
+}
+
+/** Loopback addresses: 127.0.0.0/8 and ::1. */
+export function isLoopbackAddress(address: string): boolean {
+  return (isIP(address) === 4 && address.startsWith("127.")) || address === "::1";
+}
+
+/** werift internals the guard wraps (JS-visible members werift's types declare private). */
+interface GuardableProtocol {
+  type: string;
+  onRequestReceived: { execute: (message: unknown, address: [string, number], data: Buffer) => void };
+  datagramReceived?: (data: Buffer, address: [string, number]) => void;
+}
+interface ConnectionInternals {
+  ensureProtocol: (protocol: GuardableProtocol) => void;
+}
+
+const DEFAULT_CONSENT_TIMEOUT_MS = 30_000;
+
+/**
+ * One ICE agent (werift's Connection) for one connection attempt: gather, exchange candidates (trickle), connect,
+ * and get a DatagramTransport on the selected pair. Guards werift's input (see guard.ts) and never lets it
+ * contact a server that was not configured.
+ */
+export class IceAgent {
+  readonly role: "controlling" | "controlled";
+  readonly stats: IceStats = {
+    remoteCandidatesRefused: 0,
+    dropped: { "unauthenticated-check": 0, "unknown-source": 0, "not-dtls": 0 },
+  };
+  readonly #connection: Connection;
+  readonly #allowRemote: (address: string) => boolean;
+  readonly #consentTimeoutMs: number;
+  readonly #candidateHandlers: Array<(candidate: string) => void> = [];
+  readonly #authenticated = new Set<string>();
+  #gathering: Promise<string[]> | undefined;
+  #transport: IceTransport | undefined;
+  #closed = false;
+
+  constructor(options: IceAgentOptions) {
+    if (options.role !== "controlling" && options.role !== "controlled") {
+      throw new PeerwireError("ERR_INVALID_ARGUMENT", "role must be controlling or controlled", { layer: "ice" });
+    }
+    const consentTimeoutMs = options.consentTimeoutMs ?? DEFAULT_CONSENT_TIMEOUT_MS;
+    if (!(consentTimeoutMs >= 7000 && consentTimeoutMs <= 30_000)) {
+      throw new PeerwireError("ERR_INVALID_ARGUMENT", "consentTimeoutMs must be within 7000–30000", { layer: "ice" });
+    }
+    this.role = options.role;
+    this.#consentTimeoutMs = consentTimeoutMs;
+    const servers = parseIceServers(options.iceServers ?? []);
+    const loopback = options.loopbackOnly === true;
+    const allowed = options.allowRemoteAddress;
+    this.#allowRemote = (address) => (!loopback || isLoopbackAddress(address)) && (allowed === undefined || allowed(address));
+    const hostAddresses = loopback ? ["127.0.0.1"] : options.hostAddresses;
+    this.#connection = new Connection(options.role === "controlling", {
+      ...(hostAddresses !== undefined
+        ? {
+            useIpv4: false,
+            useIpv6: false,
+            additionalHostAddresses: hostAddresses,
+            ...(hostAddresses.length === 1 && isIP(hostAddresses[0]!) === 4 ? { interfaceAddresses: { udp4: hostAddresses[0]! } } : {}),
+          }
+        : {}),
+      ...(options.portRange !== undefined ? { portRange: options.portRange } : {}),
+      ...(servers.stun !== undefined ? { stunServer: servers.stun } : {}),
+      ...(servers.turn !== undefined
+        ? {
+            turnServer: servers.turn.address,
+            turnUsername: servers.turn.username,
+            turnPassword: servers.turn.password,
+            turnTransport: servers.turn.transport,
+          }
+        : {}),
+      forceTurn: options.relayOnly === true,
+      filterCandidatePair: (pair: CandidatePair) => this.#allowRemote(pair.remoteCandidate.host),
+    });
+    // werift substitutes a public Google STUN server when none is configured; peerwire never contacts a server
+    // the user did not name.
+    this.#connection.stunServer = servers.stun;
+    this.#guardProtocols();
+    this.#connection.onIceCandidate.subscribe((candidate) => {
+      const text = candidate.toSdp();
+      for (const handler of this.#candidateHandlers) handler(text);
+    });
+  }
+
+  /** Local ICE credentials, for the description. */
+  get localParameters(): { ufrag: string; pwd: string } {
+    return { ufrag: this.#connection.localUsername, pwd: this.#connection.localPassword };
+  }
+
+  /** Called with each local candidate (RFC 8839 attribute value) as it is gathered: trickle it to the peer. */
+  onCandidate(handler: (candidate: string) => void): void {
+    this.#candidateHandlers.push(handler);
+  }
+
+  /** Gathers local candidates; resolves with all of them once gathering is complete. Idempotent. */
+  gather(): Promise<string[]> {
+    this.#gathering ??= this.#connection.gatherCandidates().then(
+      () => this.#connection.localCandidates.map((c) => c.toSdp()),
+      (cause: unknown) => {
+        throw new PeerwireError("ERR_ICE_FAILED", "candidate gathering failed", { cause });
+      },
+    );
+    return this.#gathering;
+  }
+
+  /**
+   * Adds a remote candidate (trickled or from the description). Throws ERR_INVALID_ARGUMENT if malformed.
+   * Returns false when the candidate is ignored (not an IP address — mDNS names are not resolved, to keep
+   * every lookup on the user's terms — or refused by the address filters).
+   */
+  addRemoteCandidate(candidate: string): boolean {
+    const parsed = parseCandidate(candidate);
+    if (typeof parsed === "string") {
+      this.stats.remoteCandidatesRefused++;
+      throw new PeerwireError("ERR_INVALID_ARGUMENT", `remote candidate: ${parsed}`, { layer: "ice" });
+    }
+    if (isIP(parsed.address) === 0 || parsed.component !== 1 || !this.#allowRemote(parsed.address)) {
+      this.stats.remoteCandidatesRefused++;
+      return false;
+    }
+    const body = candidate.startsWith("candidate:") ? candidate.slice("candidate:".length) : candidate;
+    void this.#connection.addRemoteCandidate(WeriftCandidate.fromSdp(body)).catch(() => {
+      this.stats.remoteCandidatesRefused++;
+    });
+    return true;
+  }
+
+  /** The peer has sent all its candidates. */
+  endOfRemoteCandidates(): void {
+    void this.#connection.addRemoteCandidate(undefined).catch(() => undefined);
+  }
+
+  /**
+   * Runs connectivity checks with the remote credentials; resolves with a transport on the selected pair.
+   * Rejects with ERR_ICE_FAILED (listing the pairs tried), ERR_TIMEOUT or ERR_ABORTED, and closes the agent.
+   */
+  async connect(remote: { ufrag: string; pwd: string }, options: IceConnectOptions = {}): Promise<IceTransport> {
+    if (this.#closed) throw new PeerwireError("ERR_CONNECTION_CLOSED", "ICE agent is closed", { layer: "ice" });
+    if (this.#transport !== undefined) return this.#transport;
+    if (options.signal?.aborted) throw abortError(options.signal, "ICE connect");
+    this.#connection.setRemoteParams({ iceLite: false, usernameFragment: remote.ufrag, password: remote.pwd });
+    void this.gather().catch(() => undefined);
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const interrupted = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(this.#failure(`no candidate pair succeeded within ${timeoutMs} ms`)), timeoutMs);
+      onAbort = () => reject(abortError(options.signal!, "ICE connect"));
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      await Promise.race([
+        this.#connection.connect().catch((cause: unknown) => {
+          throw this.#failure("every candidate pair failed", cause);
+        }),
+        interrupted,
+      ]);
+    } catch (error) {
+      await this.close();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      if (onAbort !== undefined) options.signal?.removeEventListener("abort", onAbort);
+    }
+    const nominated = this.#connection.nominated;
+    if (nominated === undefined) {
+      await this.close();
+      throw this.#failure("connect finished without a nominated pair");
+    }
+    this.#authenticated.add(addressKey(nominated.remoteAddr));
+    this.#transport = new IceTransport(this.#connection, this, this.#consentTimeoutMs);
+    return this.#transport;
+  }
+
+  /** Closes sockets, timers and the transport (if any). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#transport?.closeWith(undefined);
+    await this.#connection.close().catch(() => undefined);
+  }
+
+  /** Pairs as "local → remote (state)", for error messages and stats. */
+  describePairs(): string[] {
+    return this.#connection.candidatePairs.map(
+      (pair) => `${pair.localCandidate.host}:${pair.localCandidate.port} ${pair.localCandidate.type} → ${pair.remoteCandidate.host}:${pair.remoteCandidate.port} ${pair.remoteCandidate.type} (${pair.state})`,
+    );
+  }
+
+  /** @internal IceTransport reports demux drops here. */
+  countDrop(reason: IceDropReason): void {
+    this.stats.dropped[reason]++;
+  }
+
+  #failure(reason: string, cause?: unknown): PeerwireError {
+    const pairs = this.describePairs();
+    return new PeerwireError(
+      "ERR_ICE_FAILED",
+      `ICE failed: ${reason}; pairs tried: ${pairs.length === 0 ? "none" : pairs.join("; ")}`,
+      { cause, layer: "ice" },
+    );
+  }
+
+  /**
+   * Interposes on every protocol werift creates (UDP, TCP, TURN) before werift subscribes to it: incoming checks
+   * must be authentic, and on UDP sockets non-STUN datagrams must come from an authenticated address.
+   */
+  #guardProtocols(): void {
+    const internals = this.#connection as unknown as ConnectionInternals;
+    const ensureProtocol = internals.ensureProtocol.bind(this.#connection);
+    const credentials = {
+      localUfrag: () => this.#connection.localUsername,
+      localPassword: () => this.#connection.localPassword,
+      remoteUfrag: () => this.#connection.remoteUsername,
+    };
+    internals.ensureProtocol = (protocol) => {
+      const requests = protocol.onRequestReceived;
+      const execute = requests.execute;
+      requests.execute = (message, address, data) => {
+        if (!isAuthenticCheck(data, credentials)) {
+          this.stats.dropped["unauthenticated-check"]++;
+          return;
+        }
+        this.#authenticated.add(addressKey(address));
+        this.#transport?.refreshConsent();
+        execute(message, address, data);
+      };
+      const receive = protocol.datagramReceived;
+      if (protocol.type === "stun" && receive !== undefined) {
+        protocol.datagramReceived = (data, address) => {
+          const kind = classifyDatagram(data);
+          if (kind === "stun") {
+            this.#transport?.noteStun(data, address);
+          } else if (!this.#authenticated.has(addressKey(address))) {
+            this.stats.dropped["unknown-source"]++;
+            return;
+          }
+          receive.call(protocol, data, address);
+        };
+      }
+      ensureProtocol(protocol);
+    };
+  }
+}
+
+/**
+ * The selected pair as a DatagramTransport. Only DTLS (first byte 20–63, RFC 7983) goes up; the rest is counted
+ * and dropped. Closes with ERR_ICE_CONSENT_EXPIRED when consent lapses.
+ */
+export class IceTransport extends BaseDatagramTransport {
+  readonly #connection: Connection;
+  readonly #agent: IceAgent;
+  readonly #consentTimeoutMs: number;
+  #consentTimer: NodeJS.Timeout | undefined;
+  readonly #unsubscribe: () => void;
+
+  constructor(connection: Connection, agent: IceAgent, consentTimeoutMs: number) {
+    super();
+    this.#connection = connection;
+    this.#agent = agent;
+    this.#consentTimeoutMs = consentTimeoutMs;
+    const data = connection.onData.subscribe((datagram) => {
+      if (classifyDatagram(datagram) !== "dtls") {
+        agent.countDrop("not-dtls");
+        return;
+      }
+      this.deliver(new Uint8Array(datagram.buffer, datagram.byteOffset, datagram.byteLength));
+    });
+    const state = connection.stateChanged.subscribe((next) => {
+      // "disconnected" is transient in werift (a missed consent response); "failed" is its 30 s consent expiry.
+      if (next === "failed") this.#expire();
+      else if (next === "closed") this.closeWith(undefined);
+    });
+    this.#unsubscribe = () => {
+      data.unSubscribe();
+      state.unSubscribe();
+    };
+    this.refreshConsent();
+  }
+
+  /** The selected pair, e.g. "127.0.0.1:40000 host → 127.0.0.1:40001 host". */
+  get selectedPair(): { local: string; remote: string; localType: string; remoteType: string; rttMs: number | undefined } {
+    const pair = this.#connection.nominated;
+    return {
+      local: pair ? `${pair.localCandidate.host}:${pair.localCandidate.port}` : "",
+      remote: pair ? `${pair.remoteCandidate.host}:${pair.remoteCandidate.port}` : "",
+      localType: pair?.localCandidate.type ?? "",
+      remoteType: pair?.remoteCandidate.type ?? "",
+      rttMs: pair?.rtt === undefined ? undefined : pair.rtt * 1000,
+    };
+  }
+
+  /** @internal An authenticated sign of life from the peer. */
+  refreshConsent(): void {
+    if (this.closed) return;
+    clearTimeout(this.#consentTimer);
+    this.#consentTimer = setTimeout(() => this.#expire(), this.#consentTimeoutMs);
+  }
+
+  /** @internal A STUN message arrived on a UDP socket: an authentic response from the selected pair is consent. */
+  noteStun(data: Buffer, address: [string, number]): void {
+    const pair = this.#connection.nominated;
+    if (pair === undefined || addressKey(pair.remoteAddr) !== addressKey(address)) return;
+    if (isAuthenticResponse(data, this.#connection.remotePassword)) this.refreshConsent();
+  }
+
+  /** @internal */
+  closeWith(error: Error | undefined): void {
+    this.shutdown(error);
+  }
+
+  protected async sendDatagram(datagram: Uint8Array): Promise<void> {
+    await this.#connection.send(Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength));
+  }
+
+  protected release(): void {
+    clearTimeout(this.#consentTimer);
+    this.#unsubscribe();
+    void this.#agent.close();
+  }
+
+  #expire(): void {
+    this.shutdown(new PeerwireError("ERR_ICE_CONSENT_EXPIRED", "the peer stopped answering consent checks", { layer: "ice" }));
+  }
+}
