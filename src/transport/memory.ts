@@ -149,13 +149,17 @@ class MemoryEndpoint extends BaseDatagramTransport implements MemoryTransport {
     this.deliver(datagram);
   }
 
+  /**
+   * Datagrams already sent stay in flight, as on a real network (a closing peer's last packets still arrive);
+   * the held-back one is released now. Every timer still ends by itself within the configured delay.
+   */
   protected release(): void {
-    for (const timer of this.#timers) {
-      clearTimeout(timer as NodeJS.Timeout);
-      clearImmediate(timer as NodeJS.Immediate);
-    }
-    this.#timers.clear();
+    const held = this.#held;
+    if (held === undefined) return;
     this.#held = undefined;
+    clearTimeout(held.timer);
+    this.#timers.delete(held.timer);
+    this.#schedule(held.datagram, 0, false);
   }
 }
 

@@ -98,12 +98,17 @@ describe("memory pair", () => {
     await Promise.all([a.close(), b.close()]);
   });
 
-  test("close: idempotent, handlers told once, send rejects, pending deliveries dropped", async () => {
-    const [a, b] = createMemoryPair({ delayMs: 50 });
+  test("close: idempotent, handlers told once, send rejects; datagrams in flight still arrive, a closed end drops", async () => {
+    const [a, b] = createMemoryPair({ delayMs: 20 });
     let closes = 0;
     a.onClose(() => closes++);
-    const received: Uint8Array[] = [];
-    b.onDatagram((d) => received.push(d));
+    const received: number[] = [];
+    let arrived: () => void = () => undefined;
+    const inFlightArrived = new Promise<void>((resolve) => (arrived = resolve));
+    b.onDatagram((d) => {
+      received.push(d[0]!);
+      arrived();
+    });
     await a.send(Uint8Array.from([1]));
     await a.close();
     await a.close();
@@ -112,8 +117,17 @@ describe("memory pair", () => {
     await assert.rejects(a.send(Uint8Array.from([2])), (e) => isPeerwireError(e, "ERR_TRANSPORT_CLOSED"));
     const late = new Promise<Error | undefined>((resolve) => a.onClose(resolve));
     assert.equal(await late, undefined, "a handler added after close is still told");
+    await inFlightArrived;
+    assert.deepEqual(received, [1], "sent before close: still delivered, like a datagram already on the wire");
     await b.close();
-    assert.equal(received.length, 0, "a closed link delivers nothing (and leaves no timer running)");
+    const quiet = createMemoryPair({ delayMs: 5 });
+    const dropped: Uint8Array[] = [];
+    quiet[1].onDatagram((d) => dropped.push(d));
+    await quiet[0].send(Uint8Array.from([3]));
+    await quiet[1].close();
+    await new Promise((resolve) => setTimeout(resolve, 20)); // past the 5 ms delay: the datagram was due
+    assert.equal(dropped.length, 0, "a closed receiver gets nothing");
+    await quiet[0].close();
   });
 
   test("a receiver that throws does not break the link", async () => {

@@ -1,0 +1,571 @@
+import { EventEmitter } from "node:events";
+import { SCTP } from "werift-sctp";
+import { PeerwireError, abortError } from "../errors.js";
+import type { DatagramTransport } from "../transport/contract.js";
+import { Ppid, decodeDcep, encodeAck, encodeOpen, type ChannelParameters } from "./dcep.js";
+import { checkPacket, type PacketRejection } from "./packet.js";
+import { Stream, type StreamLink } from "./stream.js";
+
+export interface AssociationOptions {
+  /** The DTLS client is the SCTP client; it opens even stream ids, the server odd ones (RFC 8832 §6). */
+  role: "client" | "server";
+  /** Largest message either way. Default 256 KiB; a larger inbound message aborts with ERR_MESSAGE_TOO_LARGE. */
+  maxMessageSize?: number;
+  /** Bytes handed to SCTP and not yet transmitted, across streams; writes wait above it. Default 1 MiB. */
+  maxQueuedBytes?: number;
+  /** Per-stream writable buffer before write() returns false. Default 256 KiB. */
+  streamHighWaterMark?: number;
+  /** Association setup, and each openStream(). Default 10 000 ms. */
+  timeoutMs?: number;
+  /** close() waits this long for the streams' data and resets to be acknowledged, then aborts. Default 10 000 ms. */
+  closeTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface StreamOptions {
+  /** Default true. */
+  ordered?: boolean;
+  maxRetransmits?: number;
+  maxPacketLifeTimeMs?: number;
+  label?: string;
+  protocol?: string;
+  signal?: AbortSignal;
+}
+
+export type SctpDropReason = PacketRejection | "werift-error" | "dcep-malformed" | "unknown-stream" | "stream-id-parity";
+
+export interface SctpStats {
+  packetsIn: number;
+  packetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  messagesIn: number;
+  messagesOut: number;
+  dropped: Record<SctpDropReason, number>;
+}
+
+/** werift-sctp members used here (JS-visible; werift's types call several private). */
+interface ResetRequest {
+  type: number;
+  requestSequence: number;
+  lastTsn: number;
+  streams: number[];
+}
+interface SctpInternals {
+  handleData(data: Buffer): Promise<void>;
+  localTsn: number;
+  lastSackedTsn: number;
+  lastReceivedTsn?: number;
+  inboundStreams: Record<number, { reassembly: Array<{ userData: Buffer }> } | undefined>;
+  outboundStreamSeq: Record<number, number | undefined>;
+  receiveReconfigParam(param: ResetRequest | { type: number }): Promise<void>;
+  reconfigResponseSeq: number;
+  reconfigQueue: number[];
+  transmitReconfigRequest(): Promise<void>;
+  sendReconfigParam(param: { type: number; bytes: Buffer }): Promise<void>;
+  onSackReceived: () => Promise<void>;
+}
+
+const OUTGOING_SSN_RESET_REQUEST = 13;
+const RECONFIG_RESPONSE = 16;
+const RESULT_PERFORMED = 1;
+const RESULT_IN_PROGRESS = 6;
+const SCTP_PORT = 5000;
+const MAX_STREAM_ID = 65534;
+
+/** Serial-number comparison (RFC 1982) for 32-bit TSNs: a ≥ b. */
+function tsnAtLeast(a: number, b: number): boolean {
+  return ((a - b) >>> 0) < 0x80000000;
+}
+
+interface StreamState {
+  stream: Stream;
+  /** TSN of the last chunk of the last message sent on this stream. */
+  lastTsn: number | undefined;
+  sendsPending: number;
+  outgoingReset: "open" | "requested" | "done";
+  incomingReset: boolean;
+  /** Waiters for "everything sent on this stream is acknowledged". */
+  ackWaiters: Array<() => void>;
+  /** Waiters for "the peer confirmed our outgoing reset". */
+  resetWaiters: Array<() => void>;
+}
+
+/**
+ * An SCTP association (werift-sctp) over any DatagramTransport, speaking WebRTC's data-channel protocol.
+ * Guards werift: every packet is checked before werift parses it, werift's rejections are caught, inbound
+ * reassembly is bounded, and werift's send queue is bounded by `maxQueuedBytes`.
+ */
+export class Association extends EventEmitter<{ stream: [Stream]; close: [Error | undefined] }> {
+  readonly role: "client" | "server";
+  readonly maxMessageSize: number;
+  readonly stats: SctpStats = {
+    packetsIn: 0,
+    packetsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+    dropped: {
+      "short-packet": 0,
+      checksum: 0,
+      "chunk-length": 0,
+      "unknown-chunk": 0,
+      "chunk-body": 0,
+      "parameter-length": 0,
+      "empty-data": 0,
+      "werift-error": 0,
+      "dcep-malformed": 0,
+      "unknown-stream": 0,
+      "stream-id-parity": 0,
+    },
+  };
+  readonly #transport: DatagramTransport;
+  readonly #sctp: SCTP;
+  readonly #internals: SctpInternals;
+  readonly #maxQueuedBytes: number;
+  readonly #streamHighWaterMark: number;
+  readonly #timeoutMs: number;
+  readonly #closeTimeoutMs: number;
+  readonly #streams = new Map<number, StreamState>();
+  readonly #pendingOpens = new Map<number, (error?: Error) => void>();
+  #queuedBytes = 0;
+  #writeWaiters: Array<() => void> = [];
+  #nextStreamId: number;
+  #closed = false;
+  #closeError: Error | undefined;
+
+  private constructor(transport: DatagramTransport, options: AssociationOptions) {
+    super();
+    this.role = options.role;
+    this.maxMessageSize = options.maxMessageSize ?? 256 * 1024;
+    this.#maxQueuedBytes = options.maxQueuedBytes ?? 1024 * 1024;
+    this.#streamHighWaterMark = options.streamHighWaterMark ?? 256 * 1024;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
+    this.#nextStreamId = options.role === "client" ? 0 : 1;
+    this.#transport = transport;
+    const adapter = {
+      send: async (packet: Buffer) => {
+        if (transport.closed) return;
+        this.stats.packetsOut++;
+        this.stats.bytesOut += packet.byteLength;
+        await transport.send(packet).catch(() => undefined); // datagram loss; SCTP retransmits
+      },
+      close: () => undefined,
+    };
+    this.#sctp = options.role === "client" ? SCTP.client(adapter, SCTP_PORT) : SCTP.server(adapter, SCTP_PORT);
+    this.#internals = this.#sctp as unknown as SctpInternals;
+    this.#installHooks();
+    transport.onDatagram((datagram) => this.#onPacket(datagram));
+    transport.onClose((error) => this.#terminate(error ?? new PeerwireError("ERR_CONNECTION_CLOSED", "transport closed", { layer: "sctp" })));
+  }
+
+  /** Establishes the association (INIT handshake) over `transport`. */
+  static async connect(transport: DatagramTransport, options: AssociationOptions): Promise<Association> {
+    if (options.role !== "client" && options.role !== "server") {
+      throw new PeerwireError("ERR_INVALID_ARGUMENT", "role must be client or server", { layer: "sctp" });
+    }
+    if (options.signal?.aborted) throw abortError(options.signal, "SCTP association");
+    const association = new Association(transport, options);
+    await association.#establish(options.signal);
+    return association;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Opens a stream (DATA_CHANNEL_OPEN, then waits for the peer's ACK). */
+  async openStream(options: StreamOptions = {}): Promise<Stream> {
+    if (this.#closed) throw new PeerwireError("ERR_CONNECTION_CLOSED", "association is closed", { layer: "sctp", cause: this.#closeError });
+    if (options.maxRetransmits !== undefined && options.maxPacketLifeTimeMs !== undefined) {
+      throw new PeerwireError("ERR_INVALID_ARGUMENT", "maxRetransmits and maxPacketLifeTimeMs are exclusive", { layer: "sctp" });
+    }
+    for (const [name, value] of [["maxRetransmits", options.maxRetransmits], ["maxPacketLifeTimeMs", options.maxPacketLifeTimeMs]] as const) {
+      if (value !== undefined && !(Number.isInteger(value) && value >= 0 && value <= 0xffffffff)) {
+        throw new PeerwireError("ERR_INVALID_ARGUMENT", `${name} must be a non-negative integer`, { layer: "sctp" });
+      }
+    }
+    const channel: ChannelParameters = {
+      ordered: options.ordered ?? true,
+      priority: 256,
+      label: options.label ?? "",
+      protocol: options.protocol ?? "",
+    };
+    if (options.maxRetransmits !== undefined) channel.maxRetransmits = options.maxRetransmits;
+    if (options.maxPacketLifeTimeMs !== undefined) channel.maxPacketLifeTimeMs = options.maxPacketLifeTimeMs;
+    const id = this.#allocateStreamId();
+    const state = this.#addStream(id, channel);
+    const acknowledged = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => settle(new PeerwireError("ERR_TIMEOUT", `stream ${id} was not acknowledged in ${this.#timeoutMs} ms`, { layer: "sctp" })), this.#timeoutMs);
+      const onAbort = () => settle(abortError(options.signal!, "openStream"));
+      const settle = (error?: Error) => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener("abort", onAbort);
+        this.#pendingOpens.delete(id);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      this.#pendingOpens.set(id, settle);
+    });
+    // DCEP messages are sent ordered and reliably whatever the channel's own settings (RFC 8832 §6).
+    void this.#sctp.send(id, Ppid.dcep, Buffer.from(encodeOpen(channel)), { ordered: true }).catch(() => undefined);
+    try {
+      await acknowledged;
+    } catch (error) {
+      state.stream.destroy();
+      throw error;
+    }
+    return state.stream;
+  }
+
+  /**
+   * Graceful close: ends every stream (its data delivered and acknowledged, its reset confirmed by the peer),
+   * then aborts the association (werift-sctp has no SHUTDOWN sequence) and closes the transport. Gives up
+   * waiting after closeTimeoutMs. Data the peer is still sending on streams it has not ended is cut off.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    const streams = [...this.#streams.values()].map((state) => state.stream);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.#closeTimeoutMs);
+    });
+    const ended = Promise.all(
+      streams.map(
+        (stream) =>
+          new Promise<void>((resolve) => {
+            if (stream.writableFinished || stream.destroyed) return resolve();
+            stream.once("finish", resolve);
+            stream.once("error", () => resolve());
+            stream.once("close", resolve);
+            stream.end();
+          }),
+      ),
+    );
+    await Promise.race([ended, timeout]);
+    clearTimeout(timer);
+    this.#terminate(undefined);
+  }
+
+  #establish(signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new PeerwireError("ERR_SCTP_FAILED", `SCTP association not established in ${this.#timeoutMs} ms`)), this.#timeoutMs);
+      const onAbort = () => fail(abortError(signal!, "SCTP association"));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const fail = (error: Error) => {
+        done();
+        this.#terminate(error);
+        reject(error);
+      };
+      this.#sctp.stateChanged.connected.once(() => {
+        done();
+        resolve();
+      });
+      this.#sctp.stateChanged.closed.once(() => {
+        fail(new PeerwireError("ERR_SCTP_FAILED", "SCTP association closed during setup"));
+      });
+      this.#sctp.start(SCTP_PORT).catch((cause: unknown) => fail(new PeerwireError("ERR_SCTP_FAILED", "SCTP start failed", { cause })));
+    });
+  }
+
+  #installHooks(): void {
+    const sctp = this.#sctp;
+    sctp.onReceive.subscribe((streamId, ppid, data) => this.#onMessage(streamId, ppid, data));
+    sctp.stateChanged.closed.subscribe(() => {
+      this.#terminate(new PeerwireError("ERR_CONNECTION_CLOSED", "the peer closed the SCTP association", { layer: "sctp" }));
+    });
+    // Our outgoing reset completed (werift calls this for its reconfig responses only: incoming resets are ours).
+    sctp.onReconfigStreams.subscribe((streamIds) => {
+      for (const id of streamIds) {
+        const state = this.#streams.get(id);
+        if (state === undefined) continue;
+        state.outgoingReset = "done";
+        this.#wake(state, "resetWaiters");
+        this.#maybeRelease(state);
+      }
+    });
+    this.#internals.onSackReceived = async () => {
+      for (const state of this.#streams.values()) this.#checkAcknowledged(state);
+    };
+    // Incoming stream resets, done per RFC 6525 §5.2.2: not before every TSN up to the sender's last one
+    // arrived. werift deletes the inbound stream at once (dropping data still in reassembly) and resets our
+    // outgoing side too, which would cut off data we still send; peerwire closes each direction on its own.
+    const original = this.#internals.receiveReconfigParam.bind(sctp);
+    this.#internals.receiveReconfigParam = async (param) => {
+      if (param.type !== OUTGOING_SSN_RESET_REQUEST || !("streams" in param)) return original(param);
+      const received = this.#internals.lastReceivedTsn;
+      const complete = received !== undefined && tsnAtLeast(received, param.lastTsn);
+      const response = Buffer.alloc(8);
+      response.writeUInt32BE(param.requestSequence, 0);
+      response.writeUInt32BE(complete ? RESULT_PERFORMED : RESULT_IN_PROGRESS, 4);
+      if (complete) this.#internals.reconfigResponseSeq = param.requestSequence;
+      await this.#internals.sendReconfigParam({ type: RECONFIG_RESPONSE, bytes: response });
+      if (!complete) return; // the peer retransmits the request; by then the data will have arrived
+      for (const id of param.streams) {
+        delete this.#internals.inboundStreams[id];
+        const state = this.#streams.get(id);
+        if (state === undefined || state.incomingReset) continue;
+        state.incomingReset = true;
+        state.stream.push(null);
+        this.#maybeRelease(state);
+      }
+    };
+  }
+
+  #onPacket(datagram: Uint8Array): void {
+    if (this.#closed) return;
+    this.stats.packetsIn++;
+    this.stats.bytesIn += datagram.byteLength;
+    const summary = checkPacket(datagram);
+    if (typeof summary === "string") {
+      this.stats.dropped[summary]++;
+      return;
+    }
+    this.#internals.handleData(Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength)).then(
+      () => this.#checkReassembly(summary.dataStreams),
+      () => {
+        this.stats.dropped["werift-error"]++;
+      },
+    );
+  }
+
+  /** werift reassembles without bound; a peer exceeding maxMessageSize is a protocol violation. */
+  #checkReassembly(streamIds: number[]): void {
+    for (const id of streamIds) {
+      const inbound = this.#internals.inboundStreams[id];
+      if (inbound === undefined) continue;
+      let bytes = 0;
+      for (const chunk of inbound.reassembly) bytes += chunk.userData.byteLength;
+      if (bytes > this.maxMessageSize) {
+        this.#terminate(
+          new PeerwireError("ERR_MESSAGE_TOO_LARGE", `peer sent a message over ${this.maxMessageSize} bytes on stream ${id}`),
+        );
+        return;
+      }
+    }
+  }
+
+  #onMessage(streamId: number, ppid: number, data: Buffer): void {
+    if (ppid === Ppid.dcep) {
+      this.#onDcep(streamId, data);
+      return;
+    }
+    const state = this.#streams.get(streamId);
+    if (state === undefined || state.incomingReset) {
+      this.stats.dropped["unknown-stream"]++;
+      return;
+    }
+    this.stats.messagesIn++;
+    const empty = ppid === Ppid.binaryEmpty || ppid === Ppid.stringEmpty;
+    state.stream.push(empty ? Buffer.alloc(0) : data);
+  }
+
+  #onDcep(streamId: number, data: Buffer): void {
+    const message = decodeDcep(data);
+    if (message === undefined) {
+      this.stats.dropped["dcep-malformed"]++;
+      return;
+    }
+    if (message.kind === "ack") {
+      this.#pendingOpens.get(streamId)?.();
+      return;
+    }
+    // The peer opens ids of its own parity only; an id in use is a protocol error we ignore.
+    const peerParity = this.role === "client" ? 1 : 0;
+    if (streamId % 2 !== peerParity) {
+      this.stats.dropped["stream-id-parity"]++;
+      return;
+    }
+    if (this.#streams.has(streamId)) {
+      this.stats.dropped["dcep-malformed"]++;
+      return;
+    }
+    const state = this.#addStream(streamId, message.channel);
+    void this.#sctp.send(streamId, Ppid.dcep, Buffer.from(encodeAck()), { ordered: true }).catch(() => undefined);
+    this.emit("stream", state.stream);
+  }
+
+  #addStream(id: number, channel: ChannelParameters): StreamState {
+    const stream = new Stream(this.#link, id, channel, this.#streamHighWaterMark);
+    const state: StreamState = {
+      stream,
+      lastTsn: undefined,
+      sendsPending: 0,
+      outgoingReset: "open",
+      incomingReset: false,
+      ackWaiters: [],
+      resetWaiters: [],
+    };
+    this.#streams.set(id, state);
+    return state;
+  }
+
+  #allocateStreamId(): number {
+    for (let tries = 0; tries <= MAX_STREAM_ID / 2; tries++) {
+      const id = this.#nextStreamId;
+      this.#nextStreamId += 2;
+      if (this.#nextStreamId > MAX_STREAM_ID) this.#nextStreamId = this.role === "client" ? 0 : 1;
+      if (!this.#streams.has(id)) return id;
+    }
+    throw new PeerwireError("ERR_INVALID_ARGUMENT", "no free stream id", { layer: "sctp" });
+  }
+
+  readonly #link: StreamLink = {
+    write: (stream, message, done) => {
+      const state = this.#streams.get(stream.id);
+      if (this.#closed || state === undefined || state.outgoingReset !== "open") {
+        done(new PeerwireError("ERR_STREAM_CLOSED", `stream ${stream.id} is closed`, { cause: this.#closeError }));
+        return;
+      }
+      if (message.byteLength > this.maxMessageSize) {
+        done(new PeerwireError("ERR_MESSAGE_TOO_LARGE", `message of ${message.byteLength} bytes exceeds ${this.maxMessageSize}`));
+        return;
+      }
+      const empty = message.byteLength === 0;
+      const payload = empty ? Buffer.alloc(1) : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+      const options = {
+        ordered: stream.ordered,
+        ...(stream.maxRetransmits !== undefined ? { maxRetransmits: stream.maxRetransmits } : {}),
+        ...(stream.maxPacketLifeTimeMs !== undefined ? { expiry: Date.now() / 1000 + stream.maxPacketLifeTimeMs / 1000 } : {}),
+      };
+      // werift assigns TSNs synchronously inside send(), before its first await.
+      const sent = this.#sctp.send(stream.id, empty ? Ppid.binaryEmpty : Ppid.binary, payload, options);
+      state.lastTsn = (this.#internals.localTsn - 1) >>> 0;
+      state.sendsPending++;
+      this.#queuedBytes += payload.byteLength;
+      this.stats.messagesOut++;
+      sent
+        .catch(() => undefined)
+        .finally(() => {
+          state.sendsPending--;
+          this.#queuedBytes -= payload.byteLength;
+          this.#releaseWriters();
+          this.#checkAcknowledged(state);
+        });
+      // Backpressure: the next write waits while werift holds more than maxQueuedBytes untransmitted.
+      if (this.#queuedBytes <= this.#maxQueuedBytes) done();
+      else this.#writeWaiters.push(() => done(this.#closed ? new PeerwireError("ERR_STREAM_CLOSED", "association closed") : null));
+    },
+    finish: async (stream) => {
+      const state = this.#streams.get(stream.id);
+      if (state === undefined || state.outgoingReset !== "open") return;
+      await new Promise<void>((resolve) => {
+        state.ackWaiters.push(resolve);
+        this.#checkAcknowledged(state);
+      });
+      if (this.#closed) throw new PeerwireError("ERR_STREAM_CLOSED", "association closed before the stream's data was acknowledged", { cause: this.#closeError });
+      // Wait for the peer's confirmation: it has then delivered everything up to our last TSN, so a close of
+      // the association right after cannot cut this stream's data short.
+      await new Promise<void>((resolve) => {
+        state.resetWaiters.push(resolve);
+        this.#requestOutgoingReset(state);
+      });
+      if (this.#closed && !this.#resetConfirmed(state)) throw new PeerwireError("ERR_STREAM_CLOSED", "association closed before the stream reset was confirmed", { cause: this.#closeError });
+    },
+    abort: (stream) => {
+      const state = this.#streams.get(stream.id);
+      if (state === undefined) return;
+      if (!state.incomingReset) {
+        state.incomingReset = true;
+        delete this.#internals.inboundStreams[stream.id];
+      }
+      if (state.outgoingReset === "open") this.#requestOutgoingReset(state);
+      this.#maybeRelease(state);
+    },
+  };
+
+  #requestOutgoingReset(state: StreamState): void {
+    if (this.#closed || state.outgoingReset !== "open") return;
+    state.outgoingReset = "requested";
+    if (this.#internals.outboundStreamSeq[state.stream.id] === undefined) {
+      // werift resets only streams it has sent ordered data on; mark one so the request is made.
+      this.#internals.outboundStreamSeq[state.stream.id] = 0;
+    }
+    if (!this.#internals.reconfigQueue.includes(state.stream.id)) this.#internals.reconfigQueue.push(state.stream.id);
+    void this.#internals.transmitReconfigRequest().catch(() => undefined);
+  }
+
+  #checkAcknowledged(state: StreamState): void {
+    if (state.ackWaiters.length === 0) return;
+    const acknowledged =
+      this.#closed ||
+      (state.sendsPending === 0 && (state.lastTsn === undefined || tsnAtLeast(this.#internals.lastSackedTsn, state.lastTsn)));
+    if (acknowledged) this.#wake(state, "ackWaiters");
+  }
+
+  #resetConfirmed(state: StreamState): boolean {
+    return state.outgoingReset === "done";
+  }
+
+  #wake(state: StreamState, which: "ackWaiters" | "resetWaiters"): void {
+    const waiters = state[which];
+    state[which] = [];
+    for (const waiter of waiters) waiter();
+  }
+
+  #releaseWriters(): void {
+    while (this.#writeWaiters.length > 0 && (this.#closed || this.#queuedBytes <= this.#maxQueuedBytes)) {
+      this.#writeWaiters.shift()!();
+    }
+  }
+
+  /**
+   * Both directions reset: the id may be reused. The Stream itself closes by autoDestroy once the application
+   * has read to its end, so nothing received is discarded.
+   */
+  #maybeRelease(state: StreamState): void {
+    if (state.outgoingReset !== "done" || !state.incomingReset) return;
+    if (this.#streams.get(state.stream.id) === state) this.#streams.delete(state.stream.id);
+  }
+
+  /**
+   * The association is gone. A stream whose peer had finished sending keeps what it received: its readable side
+   * ends normally and it is destroyed after the application read it. A stream cut short is destroyed with
+   * ERR_STREAM_CLOSED (after a failure) or just ended (after our own graceful close).
+   */
+  #closeStream(state: StreamState, error: Error | undefined): void {
+    const stream = state.stream;
+    this.#wake(state, "ackWaiters");
+    this.#wake(state, "resetWaiters");
+    if (stream.destroyed) return;
+    const failure = error === undefined ? undefined : new PeerwireError("ERR_STREAM_CLOSED", "association closed", { layer: "sctp", cause: error });
+    if (!state.incomingReset && failure !== undefined) {
+      stream.destroy(failure);
+      return;
+    }
+    if (!state.incomingReset) stream.push(null);
+    if (stream.writableFinished) return; // autoDestroy follows the readable end
+    const destroy = () => stream.destroy(failure);
+    if (stream.readableEnded || stream.readableLength === 0) destroy();
+    else stream.once("end", destroy);
+  }
+
+  #terminate(error: Error | undefined): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeError = error;
+    for (const settle of [...this.#pendingOpens.values()]) {
+      settle(new PeerwireError("ERR_CONNECTION_CLOSED", "association closed before the stream was acknowledged", { layer: "sctp", cause: error }));
+    }
+    this.#releaseWriters();
+    const states = [...this.#streams.values()];
+    this.#streams.clear();
+    for (const state of states) this.#closeStream(state, error);
+    // An ABORT is sent once and never retransmitted; when we are the one closing, send it three times so that
+    // one lost datagram does not leave the peer waiting on a dead association.
+    const weClose = this.#sctp.state !== "closed";
+    const aborts = weClose ? [this.#sctp.abort(), this.#sctp.abort()] : [];
+    void Promise.allSettled(aborts)
+      .then(() => this.#sctp.stop())
+      .catch(() => undefined)
+      .finally(() => void this.#transport.close());
+    this.emit("close", error);
+  }
+}

@@ -1,0 +1,61 @@
+import { Duplex } from "node:stream";
+import type { ChannelParameters } from "./dcep.js";
+
+/** What a Stream needs from its association. */
+export interface StreamLink {
+  /** Queues one message; calls `done` when the stream may accept the next one (backpressure). */
+  write(stream: Stream, message: Uint8Array, done: (error?: Error | null) => void): void;
+  /** Resolves once everything written on the stream was acknowledged and its outgoing side was reset. */
+  finish(stream: Stream): Promise<void>;
+  /** Resets the outgoing side now, abandoning what is not yet acknowledged. */
+  abort(stream: Stream): void;
+}
+
+/**
+ * One SCTP stream, opened as a WebRTC data channel (RFC 8832). A Node Duplex that keeps message boundaries:
+ * each `write()` is one message (at most the association's maxMessageSize); the readable side is in object
+ * mode and yields one Buffer per message.
+ *
+ * Closing is per direction, like TCP: `end()` delivers everything written, waits for the peer's acknowledgement,
+ * then resets the outgoing stream (RFC 6525); the peer's readable side then ends. The stream is fully closed
+ * (`close` event, id free for reuse) once both directions are done. `destroy()` resets at once and may drop
+ * unacknowledged data.
+ */
+export class Stream extends Duplex {
+  readonly id: number;
+  readonly label: string;
+  readonly protocol: string;
+  readonly ordered: boolean;
+  readonly maxRetransmits: number | undefined;
+  readonly maxPacketLifeTimeMs: number | undefined;
+  readonly #link: StreamLink;
+
+  /** @internal Created by Association. */
+  constructor(link: StreamLink, id: number, channel: ChannelParameters, writableHighWaterMark: number) {
+    super({ readableObjectMode: true, writableObjectMode: false, decodeStrings: true, writableHighWaterMark, allowHalfOpen: true });
+    this.#link = link;
+    this.id = id;
+    this.label = channel.label;
+    this.protocol = channel.protocol;
+    this.ordered = channel.ordered;
+    this.maxRetransmits = channel.maxRetransmits;
+    this.maxPacketLifeTimeMs = channel.maxPacketLifeTimeMs;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#link.write(this, new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength), callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.#link.finish(this).then(() => callback(), callback);
+  }
+
+  override _read(): void {
+    // Messages are pushed as they arrive; SCTP's receive window is the only flow control.
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.writableFinished) this.#link.abort(this);
+    callback(error);
+  }
+}
