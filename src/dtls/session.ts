@@ -72,6 +72,8 @@ export class DtlsTransport extends BaseDatagramTransport {
       "werift-error": 0,
     },
   };
+  /** Milliseconds: werift's handshake, then peerwire's verification (signatures, Finished, trust policy). */
+  readonly timings = { handshakeMs: 0, verificationMs: 0 };
   #remoteCertificateDer: Uint8Array | undefined;
   #remotePeerId: string | undefined;
   readonly #lower: DatagramTransport;
@@ -169,6 +171,7 @@ export class DtlsTransport extends BaseDatagramTransport {
   #run(options: DtlsOptions): Promise<DtlsTransport> {
     return new Promise<DtlsTransport>((resolve, reject) => {
       let settled = false;
+      const started = performance.now();
       const timeoutMs = options.timeoutMs ?? 15_000;
       const settle = (error: PeerwireError | undefined) => {
         if (settled) return;
@@ -201,7 +204,12 @@ export class DtlsTransport extends BaseDatagramTransport {
         this.stats.dropped["werift-error"]++; // a malformed flight; the peer retransmits or the timeout decides
       });
       this.#socket.onConnect.once(() => {
-        this.#verify(options.verifyPeer).then(() => settle(undefined), settle);
+        const handshakeDone = performance.now();
+        this.timings.handshakeMs = handshakeDone - started;
+        this.#verify(options.verifyPeer).then(() => {
+          this.timings.verificationMs = performance.now() - handshakeDone;
+          settle(undefined);
+        }, settle);
       });
       if (this.#socket instanceof DtlsClient) {
         this.#socket.connect().catch((cause: unknown) => {

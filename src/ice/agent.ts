@@ -26,6 +26,11 @@ export interface IceAgentOptions {
    * long (RFC 7675). 7 000–30 000 ms: werift checks every 5 s ± 20 % and gives up by itself at 30 s.
    */
   consentTimeoutMs?: number;
+  /**
+   * SO_RCVBUF/SO_SNDBUF of the UDP sockets. Default 4 MiB (the kernel caps it at net.core.rmem_max): the
+   * 208 KiB Linux default overflows under SCTP bursts, and every overflow is a loss SCTP must recover from.
+   */
+  socketBufferBytes?: number;
 }
 
 export interface IceConnectOptions {
@@ -53,6 +58,7 @@ interface GuardableProtocol {
 }
 interface ConnectionInternals {
   ensureProtocol: (protocol: GuardableProtocol) => void;
+  protocols: Array<{ transport?: { socket?: { setRecvBufferSize?(size: number): void; setSendBufferSize?(size: number): void } } }>;
 }
 
 const DEFAULT_CONSENT_TIMEOUT_MS = 30_000;
@@ -71,6 +77,7 @@ export class IceAgent {
   readonly #connection: Connection;
   readonly #allowRemote: (address: string) => boolean;
   readonly #consentTimeoutMs: number;
+  readonly #socketBufferBytes: number;
   readonly #candidateHandlers: Array<(candidate: string) => void> = [];
   readonly #authenticated = new Set<string>();
   #gathering: Promise<string[]> | undefined;
@@ -87,6 +94,7 @@ export class IceAgent {
     }
     this.role = options.role;
     this.#consentTimeoutMs = consentTimeoutMs;
+    this.#socketBufferBytes = options.socketBufferBytes ?? 4 * 1024 * 1024;
     const servers = parseIceServers(options.iceServers ?? []);
     const loopback = options.loopbackOnly === true;
     const allowed = options.allowRemoteAddress;
@@ -137,7 +145,10 @@ export class IceAgent {
   /** Gathers local candidates; resolves with all of them once gathering is complete. Idempotent. */
   gather(): Promise<string[]> {
     this.#gathering ??= this.#connection.gatherCandidates().then(
-      () => this.#connection.localCandidates.map((c) => c.toSdp()),
+      () => {
+        this.#enlargeSocketBuffers();
+        return this.#connection.localCandidates.map((c) => c.toSdp());
+      },
       (cause: unknown) => {
         throw new PeerwireError("ERR_ICE_FAILED", "candidate gathering failed", { cause });
       },
@@ -219,6 +230,9 @@ export class IceAgent {
     if (this.#closed) return;
     this.#closed = true;
     this.#transport?.closeWith(undefined);
+    // werift's UDP send resolves before Node hands the datagram to the kernel (dgram resolves even an IP
+    // address on the next tick); closing the socket now would drop the last packets, such as SCTP's ABORT.
+    await new Promise((resolve) => setImmediate(resolve));
     await this.#connection.close().catch(() => undefined);
   }
 
@@ -227,6 +241,18 @@ export class IceAgent {
     return this.#connection.candidatePairs.map(
       (pair) => `${pair.localCandidate.host}:${pair.localCandidate.port} ${pair.localCandidate.type} → ${pair.remoteCandidate.host}:${pair.remoteCandidate.port} ${pair.remoteCandidate.type} (${pair.state})`,
     );
+  }
+
+  #enlargeSocketBuffers(): void {
+    for (const protocol of (this.#connection as unknown as ConnectionInternals).protocols) {
+      const socket = protocol.transport?.socket;
+      try {
+        socket?.setRecvBufferSize?.(this.#socketBufferBytes);
+        socket?.setSendBufferSize?.(this.#socketBufferBytes);
+      } catch {
+        // TCP/TURN transports have no such option; the kernel may refuse: the default buffer still works.
+      }
+    }
   }
 
   /** @internal IceTransport reports demux drops here. */

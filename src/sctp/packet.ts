@@ -34,9 +34,11 @@ export type PacketRejection =
   | "empty-data";
 
 export interface PacketSummary {
-  /** Stream ids of the DATA chunks in the packet (for reassembly bounds). */
-  dataStreams: number[];
+  /** Streams that received a non-final fragment in this packet: their reassembly may have grown. */
+  fragmentStreams: number[];
 }
+
+const DATA_FLAG_END = 0x01;
 
 const COMMON_HEADER = 12;
 const CHUNK_HEADER = 4;
@@ -80,7 +82,7 @@ export function checkPacket(bytes: Uint8Array): PacketSummary | PacketRejection 
   if (bytes.byteLength < COMMON_HEADER + CHUNK_HEADER) return "short-packet";
   const stored = (bytes[8]! | (bytes[9]! << 8) | (bytes[10]! << 16) | (bytes[11]! << 24)) >>> 0; // little-endian, as werift
   if (crc32c(bytes, 8) !== stored) return "checksum";
-  const dataStreams: number[] = [];
+  const fragmentStreams: number[] = [];
   let offset = COMMON_HEADER;
   while (offset < bytes.byteLength) {
     if (bytes.byteLength - offset < CHUNK_HEADER) return "chunk-length";
@@ -94,7 +96,7 @@ export function checkPacket(bytes: Uint8Array): PacketSummary | PacketRejection 
     if (bodyLength < layout.minBody) return "chunk-body";
     if (type === ChunkType.data) {
       if (bodyLength === 12) return "empty-data"; // RFC 9260 §6.2: a DATA chunk must carry user data
-      dataStreams.push(u16(bytes, bodyStart + 4));
+      if ((bytes[offset + 1]! & DATA_FLAG_END) === 0) fragmentStreams.push(u16(bytes, bodyStart + 4));
     } else if (type === ChunkType.sack) {
       const gaps = u16(bytes, bodyStart + 8);
       const duplicates = u16(bytes, bodyStart + 10);
@@ -107,5 +109,5 @@ export function checkPacket(bytes: Uint8Array): PacketSummary | PacketRejection 
     }
     offset += length + ((4 - (length % 4)) % 4);
   }
-  return { dataStreams };
+  return { fragmentStreams };
 }

@@ -1,0 +1,198 @@
+import { EventEmitter } from "node:events";
+import { PeerwireError, abortError, isPeerwireError } from "../errors.js";
+import { validateDescription, type Description } from "../description/codec.js";
+import { connectDtls, type DtlsTransport } from "../dtls/session.js";
+import { allOf, expectFingerprint, expectPeerId, type PeerVerifier } from "../dtls/trust.js";
+import { IceAgent, type IceAgentOptions, type IceTransport } from "../ice/agent.js";
+import type { IceServer } from "../ice/servers.js";
+import type { Identity } from "../identity/identity.js";
+import { digestOf, isPeerId } from "../identity/fingerprint.js";
+import { Association, type AssociationOptions, type StreamOptions } from "../sctp/association.js";
+import type { Stream } from "../sctp/stream.js";
+
+export interface ConnectOptions {
+  identity: Identity;
+  /** "controlling" dials: it nominates the ICE pair and is the DTLS and SCTP client. */
+  role: "controlling" | "controlled";
+  /**
+   * Carries our description to the peer and resolves with theirs: any channel (a signaling server, a pasted
+   * token, a function call in tests). It need not be trusted: the peer must prove the fingerprint it describes.
+   */
+  exchange: (local: Description) => Promise<Description>;
+  /** Refuse any peer but this one (the dialer pins the ID it asked for). */
+  peerId?: string;
+  /** A further trust policy (allow-list, TOFU, …), run after the fingerprint check. */
+  trust?: PeerVerifier;
+  iceServers?: IceServer[];
+  /** Only 127.0.0.1 host candidates and loopback peers (tests, benches, local demos). */
+  loopbackOnly?: boolean;
+  ice?: Pick<IceAgentOptions, "allowRemoteAddress" | "hostAddresses" | "portRange" | "relayOnly" | "consentTimeoutMs">;
+  sctp?: Pick<AssociationOptions, "maxMessageSize" | "maxQueuedBytes" | "streamHighWaterMark" | "closeTimeoutMs">;
+  /** Whole setup. Default 30 000 ms (ERR_TIMEOUT). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Milliseconds spent in each phase of connect(). */
+export interface ConnectTimings {
+  gatherMs: number;
+  exchangeMs: number;
+  iceMs: number;
+  /** DTLS handshake as werift runs it. */
+  dtlsMs: number;
+  /** peerwire's verification: handshake signatures, Finished, fingerprint and trust policies. */
+  verifyMs: number;
+  sctpMs: number;
+  totalMs: number;
+}
+
+export interface ConnectionStats {
+  selectedPair: IceTransport["selectedPair"];
+  ice: IceAgent["stats"];
+  dtls: DtlsTransport["stats"];
+  sctp: Association["stats"];
+}
+
+/**
+ * An authenticated, encrypted connection to one peer, carrying any number of streams. `remotePeerId` is proven:
+ * the peer signed this handshake with the key of the certificate the ID is derived from.
+ */
+export class Connection extends EventEmitter<{ stream: [Stream]; close: [Error | undefined] }> {
+  readonly remotePeerId: string;
+  readonly remoteCertificateDer: Uint8Array;
+  readonly timings: ConnectTimings;
+  readonly #agent: IceAgent;
+  readonly #ice: IceTransport;
+  readonly #dtls: DtlsTransport;
+  readonly #association: Association;
+
+  /** @internal */
+  constructor(parts: { agent: IceAgent; ice: IceTransport; dtls: DtlsTransport; association: Association; timings: ConnectTimings }) {
+    super();
+    this.#agent = parts.agent;
+    this.#ice = parts.ice;
+    this.#dtls = parts.dtls;
+    this.#association = parts.association;
+    this.remotePeerId = parts.dtls.remotePeerId;
+    this.remoteCertificateDer = parts.dtls.remoteCertificateDer;
+    this.timings = parts.timings;
+    parts.association.on("stream", (stream) => this.emit("stream", stream));
+    parts.association.once("close", (error) => this.emit("close", error));
+  }
+
+  get closed(): boolean {
+    return this.#association.closed;
+  }
+
+  openStream(options?: StreamOptions): Promise<Stream> {
+    return this.#association.openStream(options);
+  }
+
+  /** Graceful: every stream's data is delivered and acknowledged first (see Association.close). */
+  async close(): Promise<void> {
+    await this.#association.close();
+    await this.#dtls.close();
+    await this.#agent.close();
+  }
+
+  stats(): ConnectionStats {
+    return {
+      selectedPair: this.#ice.selectedPair,
+      ice: this.#agent.stats,
+      dtls: this.#dtls.stats,
+      sctp: this.#association.stats,
+    };
+  }
+}
+
+/**
+ * ICE → DTLS (verified) → SCTP, from an exchange of descriptions. Both sides check the peer's certificate
+ * against the fingerprint its description announced; the dialer may also pin a peer ID. Nothing is opened
+ * before those checks pass. On failure everything started is closed and the error says which layer failed.
+ */
+export async function connect(options: ConnectOptions): Promise<Connection> {
+  if (options.role !== "controlling" && options.role !== "controlled") {
+    throw new PeerwireError("ERR_INVALID_ARGUMENT", "role must be controlling or controlled");
+  }
+  if (typeof options.exchange !== "function") throw new PeerwireError("ERR_INVALID_ARGUMENT", "exchange is required");
+  if (options.peerId !== undefined && !isPeerId(options.peerId)) {
+    throw new PeerwireError("ERR_INVALID_ARGUMENT", "peerId must be a 26-character peer ID");
+  }
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
+  if (signal.aborted) throw abortError(signal, "connect");
+  const started = performance.now();
+  let mark = started;
+  const lap = () => {
+    const now = performance.now();
+    const elapsed = now - mark;
+    mark = now;
+    return elapsed;
+  };
+  const controlling = options.role === "controlling";
+  const agent = new IceAgent({
+    role: options.role,
+    ...(options.iceServers !== undefined ? { iceServers: options.iceServers } : {}),
+    ...(options.loopbackOnly !== undefined ? { loopbackOnly: options.loopbackOnly } : {}),
+    ...options.ice,
+  });
+  let dtls: DtlsTransport | undefined;
+  try {
+    const candidates = await interruptible(agent.gather(), signal, "candidate gathering");
+    const gatherMs = lap();
+    const local: Description = {
+      ...agent.localParameters,
+      fingerprint: { algorithm: "sha-256", value: digestOf(options.identity.certificateDer, "sha-256") },
+      candidates,
+      role: options.role,
+    };
+    const remote = validateDescription(await interruptible(options.exchange(local), signal, "description exchange"));
+    if (remote.role !== undefined && remote.role === options.role) {
+      throw new PeerwireError("ERR_DESCRIPTION_INVALID", `both peers want the ${options.role} role`);
+    }
+    const exchangeMs = lap();
+    for (const candidate of remote.candidates) agent.addRemoteCandidate(candidate);
+    agent.endOfRemoteCandidates();
+    const ice = await agent.connect(remote, { signal, timeoutMs });
+    const iceMs = lap();
+    const policies = [expectFingerprint(remote.fingerprint)];
+    if (options.peerId !== undefined) policies.push(expectPeerId(options.peerId));
+    if (options.trust !== undefined) policies.push(options.trust);
+    dtls = await connectDtls(ice, {
+      role: controlling ? "client" : "server",
+      identity: options.identity,
+      verifyPeer: allOf(...policies),
+      signal,
+      timeoutMs,
+    });
+    lap();
+    const { handshakeMs: dtlsMs, verificationMs: verifyMs } = dtls.timings;
+    const association = await Association.connect(dtls, {
+      role: controlling ? "client" : "server",
+      signal,
+      timeoutMs,
+      ...options.sctp,
+    });
+    const sctpMs = lap();
+    const timings = { gatherMs, exchangeMs, iceMs, dtlsMs, verifyMs, sctpMs, totalMs: performance.now() - started };
+    return new Connection({ agent, ice, dtls, association, timings });
+  } catch (error) {
+    await dtls?.close();
+    await agent.close();
+    // Layers report the combined signal as ERR_ABORTED; say which of the two fired.
+    if (isPeerwireError(error, "ERR_ABORTED") && timeout.aborted && options.signal?.aborted !== true) {
+      throw new PeerwireError("ERR_TIMEOUT", `connect did not complete in ${timeoutMs} ms`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** Rejects with ERR_ABORTED as soon as `signal` aborts, whatever `promise` does. */
+function interruptible<T>(promise: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal, what));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}

@@ -1,0 +1,1 @@
+export { Connection, connect, type ConnectOptions, type ConnectTimings, type ConnectionStats } from "./connect.js";
