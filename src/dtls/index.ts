@@ -11,5 +11,5 @@ export {
   type PeerVerifier,
 } from "./trust.js";
 export { verifyHandshake, type HandshakeMessage } from "./handshake.js";
-export { filterInbound, splitRecords } from "./records.js";
+export { HandshakeOrderer, filterInbound, splitRecords } from "./records.js";
 export { PeerwireError } from "../errors.js";

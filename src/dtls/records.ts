@@ -86,3 +86,88 @@ export function filterInbound(
   }
   return { pass: joined, dropped };
 }
+
+const MAX_HELD_RECORDS = 32;
+/** A flight has at most 5 messages: a sequence number further ahead than this is not the peer's. */
+const SEQ_WINDOW = 8;
+
+/**
+ * Hands handshake records to werift in message_seq order. werift acts on each handshake message as it arrives
+ * (it derives the extended master secret from whatever it has cached when the ClientKeyExchange comes), so a
+ * message lost and retransmitted after its successors leaves it with a wrong transcript and a dead handshake.
+ *
+ * Rules: a record that is in order passes (and releases what it unblocks); while a message is missing, later
+ * ones are held, and so are ChangeCipherSpec and encrypted records, which must not overtake it; a sequence
+ * number implausibly far ahead is refused, so injected records cannot hold the handshake up. Duplicates of
+ * delivered messages pass only where werift needs them: its server answers a repeated ClientHello by resending
+ * its flight. Any other repeat makes werift redo work on a changed state: a repeated ClientKeyExchange
+ * recomputes the master secret over a longer transcript, a repeated ServerHello rebuilds flight 5 with a fresh
+ * ECDHE key. Both end in a handshake the two sides disagree on.
+ */
+export class HandshakeOrderer {
+  #nextSeq = 0;
+  #held: RecordView[] = [];
+  readonly #passDuplicate: (msgType: number) => boolean;
+  /** Records refused: hold buffer full, or sequence number outside the window. */
+  refused = 0;
+  /** Duplicates of delivered handshake messages that were not passed on. */
+  duplicates = 0;
+
+  constructor(options: { passDuplicate: (msgType: number) => boolean }) {
+    this.#passDuplicate = options.passDuplicate;
+  }
+
+  push(record: RecordView): RecordView[] {
+    const seq = handshakeSeq(record);
+    if (seq !== undefined && seq < this.#nextSeq) {
+      if (this.#passDuplicate(record.firstBodyByte ?? -1)) return [record];
+      this.duplicates++;
+      return [];
+    }
+    if (seq !== undefined && seq > this.#nextSeq + SEQ_WINDOW) {
+      this.refused++;
+      return [];
+    }
+    if (this.#held.length === 0 && (seq === undefined || seq === this.#nextSeq)) {
+      if (seq !== undefined) this.#nextSeq++;
+      return [record];
+    }
+    if (this.#held.length >= MAX_HELD_RECORDS) {
+      this.refused++;
+      return [];
+    }
+    this.#held.push(record);
+    return this.#drain();
+  }
+
+  #drain(): RecordView[] {
+    const ready: RecordView[] = [];
+    for (;;) {
+      const index = this.#held.findIndex((held) => handshakeSeq(held) === this.#nextSeq);
+      if (index < 0) break;
+      ready.push(...this.#held.splice(index, 1));
+      this.#nextSeq++;
+    }
+    // Copies of messages just released, held because they too arrived during the gap, are duplicates now.
+    this.#held = this.#held.filter((held) => {
+      const seq = handshakeSeq(held);
+      if (seq === undefined || seq >= this.#nextSeq || this.#passDuplicate(held.firstBodyByte ?? -1)) return true;
+      this.duplicates++;
+      return false;
+    });
+    const gap = this.#held.some((held) => (handshakeSeq(held) ?? -1) > this.#nextSeq);
+    if (!gap) {
+      ready.push(...this.#held);
+      this.#held = [];
+    }
+    return ready;
+  }
+}
+
+/** message_seq of a plaintext (epoch 0) handshake record, or undefined for anything else. */
+function handshakeSeq(record: RecordView): number | undefined {
+  if (record.contentType !== ContentType.handshake || record.epoch !== 0) return undefined;
+  const body = record.bytes;
+  if (body.byteLength < RECORD_HEADER_LENGTH + 12) return undefined;
+  return (body[RECORD_HEADER_LENGTH + 4]! << 8) | body[RECORD_HEADER_LENGTH + 5]!;
+}

@@ -4,7 +4,7 @@ import type { Identity } from "../identity/identity.js";
 import { BaseDatagramTransport } from "../transport/base.js";
 import type { DatagramTransport } from "../transport/contract.js";
 import { verifyHandshake, type HandshakeMessage } from "./handshake.js";
-import { filterInbound, type DropReason } from "./records.js";
+import { HandshakeOrderer, filterInbound, splitRecords, type DropReason } from "./records.js";
 import { peerCertificateOf, type PeerVerifier } from "./trust.js";
 
 export interface DtlsOptions {
@@ -17,7 +17,7 @@ export interface DtlsOptions {
   signal?: AbortSignal;
 }
 
-export type DtlsDropReason = DropReason | "post-handshake-message" | "unverified-data" | "werift-error";
+export type DtlsDropReason = DropReason | "post-handshake-message" | "unverified-data" | "werift-error" | "out-of-window" | "duplicate-handshake";
 
 export interface DtlsStats {
   datagramsIn: number;
@@ -70,6 +70,8 @@ export class DtlsTransport extends BaseDatagramTransport {
       "post-handshake-message": 0,
       "unverified-data": 0,
       "werift-error": 0,
+      "out-of-window": 0,
+      "duplicate-handshake": 0,
     },
   };
   /** Milliseconds: werift's handshake, then peerwire's verification (signatures, Finished, trust policy). */
@@ -109,24 +111,41 @@ export class DtlsTransport extends BaseDatagramTransport {
       signatureHash: ECDSA_SHA256,
       extendedMasterSecret: true,
     };
+    // Both sides set certificateRequest: the server asks for the client's certificate, and the client waits for
+    // that CertificateRequest before building its flight 5. Without it werift's client, when the ServerHello is
+    // lost and retransmitted, can answer before seeing the request and omit its certificate: a dead handshake.
     this.#socket =
       options.role === "client"
-        ? new DtlsClient(socketOptions)
+        ? new DtlsClient({ ...socketOptions, certificateRequest: true })
         : new DtlsServer({ ...socketOptions, certificateRequest: true });
     this.#internals = this.#socket as unknown as WeriftSocketInternals;
     this.#hookHandshakes();
     this.#socket.onData.subscribe((data) => this.#onApplicationData(data));
+    const clientHello = 1;
+    const orderer = new HandshakeOrderer({ passDuplicate: (msgType) => options.role === "server" && msgType === clientHello });
+    const toWerift = (bytes: Uint8Array) => {
+      try {
+        adapter.onData(toBuffer(bytes));
+      } catch {
+        this.stats.dropped["werift-error"]++;
+      }
+    };
     lower.onDatagram((datagram) => {
       this.stats.datagramsIn++;
       this.stats.bytesIn += datagram.byteLength;
       const { pass, dropped } = filterInbound(datagram, this.#handshakeComplete);
       for (const reason of dropped) this.stats.dropped[reason]++;
       if (pass === undefined) return;
-      try {
-        adapter.onData(toBuffer(pass));
-      } catch {
-        this.stats.dropped["werift-error"]++;
+      if (this.#handshakeComplete) {
+        toWerift(pass);
+        return;
       }
+      const [refused, duplicates] = [orderer.refused, orderer.duplicates];
+      for (const record of splitRecords(pass) ?? []) {
+        for (const ready of orderer.push(record)) toWerift(ready.bytes);
+      }
+      this.stats.dropped["out-of-window"] += orderer.refused - refused;
+      this.stats.dropped["duplicate-handshake"] += orderer.duplicates - duplicates;
     });
     lower.onClose((error) => {
       this.#lowerClosed = true;
