@@ -181,7 +181,12 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     }
     if (options.signal?.aborted) throw abortError(options.signal, "SCTP association");
     const association = new Association(transport, options);
-    await association.#establish(options.signal);
+    try {
+      await association.#establish(options.signal);
+    } catch (error) {
+      await association.#teardown; // nothing left running when connect() rejects
+      throw error;
+    }
     return association;
   }
 

@@ -1,0 +1,171 @@
+import assert from "node:assert/strict";
+import { createSocket, type Socket } from "node:dgram";
+import { after, before, describe, test } from "node:test";
+import { Message, classes, methods } from "werift";
+import { isPeerwireError } from "../../src/errors.js";
+import { IceAgent, parseIceServers, type IceTransport } from "../../src/ice/index.js";
+import { parseCandidate } from "../../src/description/index.js";
+import { installNetworkGuard, type NetworkGuard } from "../helpers/network-guard.js";
+
+let guard: NetworkGuard;
+before(() => {
+  guard = installNetworkGuard();
+});
+after(() => {
+  guard.uninstall();
+  assert.deepEqual(guard.violations, [], "no traffic or DNS lookup beyond loopback");
+  assert.ok(guard.udpSends > 0);
+});
+
+/** Two loopback agents with trickled candidates, connected. */
+async function connectedAgents(options: { consentTimeoutMs?: number } = {}) {
+  const a = new IceAgent({ role: "controlling", loopbackOnly: true, ...options });
+  const b = new IceAgent({ role: "controlled", loopbackOnly: true, ...options });
+  a.onCandidate((c) => b.addRemoteCandidate(c));
+  b.onCandidate((c) => a.addRemoteCandidate(c));
+  await Promise.all([a.gather(), b.gather()]);
+  const [ta, tb] = await Promise.all([a.connect(b.localParameters), b.connect(a.localParameters)]);
+  return { a, b, ta, tb };
+}
+
+function udpSocket(): Promise<Socket> {
+  return new Promise((resolve) => {
+    const socket = createSocket("udp4");
+    socket.bind(0, "127.0.0.1", () => resolve(socket));
+  });
+}
+
+function sendTo(socket: Socket, data: Uint8Array, address: string): Promise<void> {
+  const [host, port] = address.split(":");
+  return new Promise((resolve, reject) => socket.send(data, Number(port), host, (error) => (error ? reject(error) : resolve())));
+}
+
+/** A DTLS-range datagram (first byte 23), the only kind IceTransport hands up. */
+const dtlsLike = (n: number) => Uint8Array.of(23, 0xfe, 0xfd, n);
+
+function received(transport: IceTransport): Promise<Uint8Array> {
+  return new Promise((resolve) => transport.onDatagram(resolve));
+}
+
+describe("ICE", () => {
+  test("loopback agents gather host candidates on 127.0.0.1 only and connect; datagrams flow both ways", async () => {
+    const { a, b, ta, tb } = await connectedAgents();
+    const candidates = await a.gather();
+    assert.ok(candidates.length >= 1);
+    for (const candidate of candidates) {
+      const parsed = parseCandidate(candidate);
+      assert.ok(typeof parsed !== "string" && parsed.address === "127.0.0.1" && parsed.type === "host", candidate);
+    }
+    assert.equal(ta.selectedPair.localType, "host");
+    assert.match(ta.selectedPair.remote, /^127\.0\.0\.1:\d+$/);
+    const atB = received(tb);
+    await ta.send(dtlsLike(1));
+    assert.deepEqual(await atB, dtlsLike(1));
+    const atA = received(ta);
+    await tb.send(dtlsLike(2));
+    assert.deepEqual(await atA, dtlsLike(2));
+    await Promise.all([a.close(), b.close()]);
+    assert.ok(ta.closed && tb.closed);
+  });
+
+  test("connectivity checks without valid MESSAGE-INTEGRITY or USERNAME are dropped and counted", async () => {
+    const { a, b, ta, tb } = await connectedAgents();
+    const attacker = await udpSocket();
+    const target = tb.selectedPair.local;
+    const { ufrag: bUfrag } = b.localParameters;
+    const check = (username: string | undefined, password: string | undefined) => {
+      const message = new Message(methods.BINDING, classes.REQUEST);
+      if (username !== undefined) message.setAttribute("USERNAME", username);
+      message.setAttribute("PRIORITY", 1);
+      if (password !== undefined) message.addMessageIntegrity(Buffer.from(password, "utf8"));
+      message.addFingerprint();
+      return new Uint8Array(message.bytes);
+    };
+    const forged = [
+      check(`${bUfrag}:${a.localParameters.ufrag}`, undefined), // no MESSAGE-INTEGRITY at all
+      check(`${bUfrag}:${a.localParameters.ufrag}`, "wrong-password-wrong-password"),
+      check(undefined, b.localParameters.pwd), // no USERNAME
+      check(`XXXX:${a.localParameters.ufrag}`, b.localParameters.pwd), // someone else's ufrag
+    ];
+    for (const datagram of forged) await sendTo(attacker, datagram, target);
+    // Then an unauthenticated, non-STUN datagram from the attacker's address, and one that is not DTLS.
+    await sendTo(attacker, dtlsLike(9), target);
+    const atB = received(tb);
+    await ta.send(Uint8Array.of(200, 1)); // from the authenticated peer, but outside every RFC 7983 range
+    await ta.send(dtlsLike(3));
+    assert.deepEqual(await atB, dtlsLike(3), "the real peer still gets through, and nothing else did");
+    assert.equal(b.stats.dropped["unauthenticated-check"], 4);
+    assert.equal(b.stats.dropped["unknown-source"], 1);
+    assert.equal(b.stats.dropped["not-dtls"], 1);
+    attacker.close();
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  test("fails with ERR_ICE_FAILED naming the pairs tried when the peer does not answer", async () => {
+    const silent = await udpSocket(); // bound, never answers
+    const { port } = silent.address();
+    const a = new IceAgent({ role: "controlling", loopbackOnly: true });
+    await a.gather();
+    a.addRemoteCandidate(`1 1 udp 2130706431 127.0.0.1 ${port} typ host`);
+    a.endOfRemoteCandidates();
+    await assert.rejects(a.connect({ ufrag: "abcd", pwd: "abcdefghijklmnopqrstuv" }, { timeoutMs: 1500 }), (e) => {
+      assert.ok(isPeerwireError(e, "ERR_ICE_FAILED"), String(e));
+      assert.match((e as Error).message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+      return true;
+    });
+    silent.close();
+  });
+
+  test("connect is abortable, and non-loopback or malformed remote candidates are refused", async () => {
+    const a = new IceAgent({ role: "controlling", loopbackOnly: true });
+    await a.gather();
+    assert.equal(a.addRemoteCandidate("1 1 udp 2130706431 192.0.2.1 9 typ host"), false, "filtered: not loopback");
+    assert.equal(a.addRemoteCandidate("1 1 udp 2130706431 peer.local 9 typ host"), false, "mDNS names are not resolved");
+    assert.throws(() => a.addRemoteCandidate("garbage"), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
+    assert.equal(a.stats.remoteCandidatesRefused, 3);
+    const controller = new AbortController();
+    const pending = a.connect({ ufrag: "abcd", pwd: "abcdefghijklmnopqrstuv" }, { signal: controller.signal });
+    controller.abort();
+    await assert.rejects(pending, (e) => isPeerwireError(e, "ERR_ABORTED"));
+  });
+
+  test("consent: a peer that goes silent closes the transport with ERR_ICE_CONSENT_EXPIRED", async () => {
+    const { a, b, ta } = await connectedAgents({ consentTimeoutMs: 7000 });
+    const closed = new Promise<Error | undefined>((resolve) => ta.onClose(resolve));
+    await b.close();
+    const error = await closed;
+    assert.ok(isPeerwireError(error, "ERR_ICE_CONSENT_EXPIRED"), String(error));
+    await a.close();
+  });
+
+  test("options are validated", () => {
+    assert.throws(() => new IceAgent({ role: "boss" as "controlling" }), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
+    assert.throws(() => new IceAgent({ role: "controlling", consentTimeoutMs: 1000 }), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
+  });
+});
+
+describe("ICE servers", () => {
+  test("WebRTC-style URLs: first STUN and first TURN are used; defaults and transports", () => {
+    const parsed = parseIceServers([
+      { urls: ["stun:127.0.0.1", "stun:127.0.0.2:9999"] },
+      { urls: "turn:[::1]:3479?transport=tcp", username: "u", credential: "p" },
+      { urls: "turns:relay.example:443", username: "x", credential: "y" },
+    ]);
+    assert.deepEqual(parsed.stun, ["127.0.0.1", 3478]);
+    assert.deepEqual(parsed.turn, { address: ["::1", 3479], username: "u", password: "p", transport: "tcp" });
+    assert.deepEqual(parseIceServers([{ urls: "turns:relay.example", username: "x", credential: "y" }]).turn?.transport, "tls");
+    assert.deepEqual(parseIceServers([]), { stun: undefined, turn: undefined });
+  });
+
+  test("malformed entries are ERR_INVALID_ARGUMENT", () => {
+    for (const servers of [
+      [{ urls: "http://x" }],
+      [{ urls: "turn:x" }],
+      [{ urls: "stun:x:70000" }],
+      [{ urls: "stuns:x" }],
+      [{ urls: [] }],
+    ]) {
+      assert.throws(() => parseIceServers(servers), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"), JSON.stringify(servers));
+    }
+  });
+});
