@@ -2,7 +2,15 @@
  * peerwire: authenticated, encrypted, multiplexed P2P streams. The root re-exports the high-level API and the
  * types most programs need; each layer is also importable on its own (peerwire/identity, peerwire/ice, …).
  */
-export { Connection, connect, type ConnectOptions, type ConnectTimings, type ConnectionStats } from "./peer/index.js";
+export {
+  Connection,
+  connect,
+  exchangePair,
+  type ConnectOptions,
+  type ConnectTimings,
+  type ConnectionStats,
+  type Exchange,
+} from "./peer/index.js";
 export { Identity, fingerprintOf, peerIdOf, type GenerateOptions, type LoadOrCreateOptions } from "./identity/index.js";
 export { descriptionFromToken, descriptionToToken, type Description } from "./description/index.js";
 export { allOf, allowPeerIds, anyPeer, expectFingerprint, expectPeerId, type PeerVerifier } from "./dtls/index.js";

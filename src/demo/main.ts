@@ -5,33 +5,13 @@
 import { createHash, randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
-import { connect, descriptionFromToken, descriptionToToken, Identity, type Connection, type Description } from "../index.js";
+import { connect, descriptionFromToken, descriptionToToken, exchangePair, Identity, type Connection } from "../index.js";
 
 const { values } = parseArgs({ options: { size: { type: "string", default: "64" } } });
 const sizeMiB = Number(values.size);
 if (!(Number.isInteger(sizeMiB) && sizeMiB > 0)) throw new Error("--size takes a whole number of MiB");
 const TOTAL = sizeMiB * 1024 * 1024;
 const MESSAGE = 16 * 1024;
-
-/** Each side's exchange() hands its description over as a token and waits for the other's. */
-function tokenExchange(): [(d: Description) => Promise<Description>, (d: Description) => Promise<Description>] {
-  let toBob: (token: string) => void = () => undefined;
-  let toAlice: (token: string) => void = () => undefined;
-  const forBob = new Promise<string>((resolve) => (toBob = resolve));
-  const forAlice = new Promise<string>((resolve) => (toAlice = resolve));
-  return [
-    async (local) => {
-      const token = descriptionToToken(local);
-      console.log(`  alice's description token (${token.length} chars): ${token.slice(0, 48)}…`);
-      toBob(token);
-      return descriptionFromToken(await forAlice);
-    },
-    async (local) => {
-      toAlice(descriptionToToken(local));
-      return descriptionFromToken(await forBob);
-    },
-  ];
-}
 
 function phases(name: string, connection: Connection): string {
   const t = connection.timings;
@@ -45,7 +25,12 @@ async function main(): Promise<number> {
   console.log(`  alice  peer ID ${alice.peerId}  fingerprint ${alice.fingerprint.slice(0, 23)}…`);
   console.log(`  bob    peer ID ${bob.peerId}  fingerprint ${bob.fingerprint.slice(0, 23)}…\n`);
 
-  const [aliceExchange, bobExchange] = tokenExchange();
+  // The descriptions cross as copy-paste tokens, as two people would send them to each other.
+  const [aliceExchange, bobExchange] = exchangePair((description, from) => {
+    const token = descriptionToToken(description);
+    if (from === "a") console.log(`  alice's description token (${token.length} chars): ${token.slice(0, 48)}…`);
+    return descriptionFromToken(token);
+  });
   const [toBob, toAlice] = await Promise.all([
     connect({ identity: alice, role: "controlling", exchange: aliceExchange, peerId: bob.peerId, loopbackOnly: true }),
     connect({ identity: bob, role: "controlled", exchange: bobExchange, loopbackOnly: true }),

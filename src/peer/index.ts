@@ -1,1 +1,2 @@
 export { Connection, connect, type ConnectOptions, type ConnectTimings, type ConnectionStats } from "./connect.js";
+export { exchangePair, type Exchange } from "./exchange.js";

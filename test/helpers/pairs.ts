@@ -2,7 +2,7 @@ import { connectDtls, anyPeer, type DtlsTransport, type PeerVerifier } from "../
 import { Identity } from "../../src/identity/index.js";
 import { Association, type AssociationOptions } from "../../src/sctp/index.js";
 import { createMemoryPair, type Impairment, type MemoryTransport } from "../../src/transport/index.js";
-import { connect, type Connection, type ConnectOptions } from "../../src/peer/index.js";
+import { connect, exchangePair, type Connection, type ConnectOptions, type Exchange } from "../../src/peer/index.js";
 import type { Description } from "../../src/description/index.js";
 
 let identities: Promise<[Identity, Identity, Identity]> | undefined;
@@ -41,25 +41,9 @@ export async function associationPair(
   return { client, server, raw };
 }
 
-/** An in-process description exchange: each side's exchange() resolves with the other's description. */
-export function inProcessExchange(transform: (d: Description) => Description = (d) => d): [
-  (d: Description) => Promise<Description>,
-  (d: Description) => Promise<Description>,
-] {
-  let toB: (d: Description) => void = () => undefined;
-  let toA: (d: Description) => void = () => undefined;
-  const forB = new Promise<Description>((resolve) => (toB = resolve));
-  const forA = new Promise<Description>((resolve) => (toA = resolve));
-  return [
-    async (local) => {
-      toB(transform(local));
-      return forA;
-    },
-    async (local) => {
-      toA(transform(local));
-      return forB;
-    },
-  ];
+/** An in-process description exchange (the library's own exchangePair). */
+export function inProcessExchange(transform: (d: Description) => Description = (d) => d): [Exchange, Exchange] {
+  return exchangePair((d) => transform(d));
 }
 
 /** Both ends of connect() on loopback. */

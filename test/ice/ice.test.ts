@@ -1,21 +1,13 @@
 import assert from "node:assert/strict";
 import { createSocket, type Socket } from "node:dgram";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { Message, classes, methods } from "werift";
 import { isPeerwireError } from "../../src/errors.js";
 import { IceAgent, parseIceServers, type IceTransport } from "../../src/ice/index.js";
 import { parseCandidate } from "../../src/description/index.js";
-import { installNetworkGuard, type NetworkGuard } from "../helpers/network-guard.js";
+import { guardNetworkForThisFile } from "../helpers/network-guard.js";
 
-let guard: NetworkGuard;
-before(() => {
-  guard = installNetworkGuard();
-});
-after(() => {
-  guard.uninstall();
-  assert.deepEqual(guard.violations, [], "no traffic or DNS lookup beyond loopback");
-  assert.ok(guard.udpSends > 0);
-});
+guardNetworkForThisFile();
 
 /** Two loopback agents with trickled candidates, connected. */
 async function connectedAgents(options: { consentTimeoutMs?: number } = {}) {

@@ -1,19 +1,12 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { connect, descriptionFromToken, descriptionToToken, isPeerwireError, type Description, type Identity, type Stream } from "../../src/index.js";
-import { installNetworkGuard, type NetworkGuard } from "../helpers/network-guard.js";
+import { guardNetworkForThisFile } from "../helpers/network-guard.js";
 import { connectedPair, inProcessExchange, testIdentities } from "../helpers/pairs.js";
 
-let guard: NetworkGuard;
-before(() => {
-  guard = installNetworkGuard();
-});
-after(() => {
-  guard.uninstall();
-  assert.deepEqual(guard.violations, [], "no traffic or DNS lookup beyond loopback");
-});
+guardNetworkForThisFile();
 
 function impostor(victim: Identity, own: Identity): Identity {
   return { ...own, certificatePem: victim.certificatePem, certificateDer: victim.certificateDer, privateKeyPem: own.privateKeyPem } as Identity;
