@@ -10,7 +10,13 @@ export {
   type ConnectTimings,
   type ConnectionStats,
   type Exchange,
+  Listener,
+  dial,
+  listen,
+  type DialOptions,
+  type ListenOptions,
 } from "./peer/index.js";
+export { SignalingClient, SignalingServer } from "./signaling/index.js";
 export { Identity, fingerprintOf, peerIdOf, type GenerateOptions, type LoadOrCreateOptions } from "./identity/index.js";
 export { descriptionFromToken, descriptionToToken, type Description } from "./description/index.js";
 export { allOf, allowPeerIds, anyPeer, expectFingerprint, expectPeerId, type PeerVerifier } from "./dtls/index.js";

@@ -19,6 +19,14 @@ export interface ConnectOptions {
    * token, a function call in tests). It need not be trusted: the peer must prove the fingerprint it describes.
    */
   exchange: (local: Description) => Promise<Description>;
+  /**
+   * Trickle ICE: when given, the description goes out at once without candidates, ours follow through `send`
+   * as they are gathered (null = end of candidates), and the peer's arrive through `receive`.
+   */
+  trickle?: {
+    send(candidate: string | null): void;
+    receive(handler: (candidate: string | null) => void): void;
+  };
   /** Refuse any peer but this one (the dialer pins the ID it asked for). */
   peerId?: string;
   /** A further trust policy (allow-list, TOFU, …), run after the fingerprint check. */
@@ -139,7 +147,21 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
   });
   let dtls: DtlsTransport | undefined;
   try {
-    const candidates = await interruptible(agent.gather(), signal, "candidate gathering");
+    const trickle = options.trickle;
+    let candidates: string[] = [];
+    if (trickle === undefined) {
+      candidates = await interruptible(agent.gather(), signal, "candidate gathering");
+    } else {
+      agent.onCandidate((candidate) => trickle.send(candidate));
+      void agent.gather().then(
+        () => trickle.send(null),
+        () => trickle.send(null),
+      );
+      trickle.receive((candidate) => {
+        if (candidate === null) agent.endOfRemoteCandidates();
+        else addRemoteCandidateQuietly(agent, candidate);
+      });
+    }
     const gatherMs = lap();
     const local: Description = {
       ...agent.localParameters,
@@ -153,7 +175,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     }
     const exchangeMs = lap();
     for (const candidate of remote.candidates) agent.addRemoteCandidate(candidate);
-    agent.endOfRemoteCandidates();
+    if (trickle === undefined) agent.endOfRemoteCandidates();
     const ice = await agent.connect(remote, { signal, timeoutMs });
     const iceMs = lap();
     const policies = [expectFingerprint(remote.fingerprint)];
@@ -195,4 +217,13 @@ function interruptible<T>(promise: Promise<T>, signal: AbortSignal, what: string
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
+}
+
+/** Trickled candidates come from the network: a malformed one is skipped (the agent counts it), not thrown. */
+function addRemoteCandidateQuietly(agent: IceAgent, candidate: string): void {
+  try {
+    agent.addRemoteCandidate(candidate);
+  } catch {
+    // counted in agent.stats.remoteCandidatesRefused
+  }
 }

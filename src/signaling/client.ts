@@ -1,0 +1,165 @@
+import { EventEmitter } from "node:events";
+import { WebSocket } from "ws";
+import { PeerwireError, abortError } from "../errors.js";
+import type { Identity } from "../identity/identity.js";
+import { bindPayload, decodeFrame, encodeFrame, frameBytes, type Frame, type RoutedFrame } from "./protocol.js";
+
+export interface SignalingClientOptions {
+  /** Reconnect (and re-bind) after the connection drops. Default true. */
+  reconnect?: boolean;
+  /** Backoff between reconnect attempts doubles from min to max, with ±25 % jitter. Defaults 200 / 10 000 ms. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Connect + bind. Default 10 000 ms. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export type SignalingErrorFrame = Extract<Frame, { t: "error" }>;
+
+/**
+ * A peer's connection to a SignalingServer, bound under its peer ID. Emits routed frames (`connect`, `answer`,
+ * `candidate`, `end`, each with the sender's server-stamped ID in `peer`), server `error` frames as `refused`
+ * (not `error`, so an unhandled refusal never crashes the program), `reconnected` after a re-bind, and `close`.
+ */
+export class SignalingClient extends EventEmitter<{
+  frame: [RoutedFrame];
+  refused: [SignalingErrorFrame];
+  reconnected: [];
+  close: [];
+}> {
+  readonly url: string;
+  readonly peerId: string;
+  readonly #identity: Identity;
+  readonly #options: Required<Omit<SignalingClientOptions, "signal">>;
+  #socket: WebSocket | undefined;
+  #closed = false;
+  #backoffMs: number;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+
+  private constructor(url: string, identity: Identity, options: SignalingClientOptions) {
+    super();
+    this.url = url;
+    this.peerId = identity.peerId;
+    this.#identity = identity;
+    this.#options = {
+      reconnect: options.reconnect ?? true,
+      minBackoffMs: options.minBackoffMs ?? 200,
+      maxBackoffMs: options.maxBackoffMs ?? 10_000,
+      timeoutMs: options.timeoutMs ?? 10_000,
+    };
+    this.#backoffMs = this.#options.minBackoffMs;
+  }
+
+  /** Connects and binds; resolves once the server confirmed the peer ID. */
+  static async connect(url: string, identity: Identity, options: SignalingClientOptions = {}): Promise<SignalingClient> {
+    if (!/^wss?:\/\//.test(url)) throw new PeerwireError("ERR_INVALID_ARGUMENT", "signaling URL must be ws:// or wss://", { layer: "signaling" });
+    const client = new SignalingClient(url, identity, options);
+    await client.#open(options.signal);
+    return client;
+  }
+
+  get connected(): boolean {
+    return this.#socket?.readyState === WebSocket.OPEN;
+  }
+
+  /** Sends a routed frame (`peer` is the recipient). Rejects with ERR_CONNECTION_CLOSED while disconnected. */
+  async send(frame: RoutedFrame): Promise<void> {
+    const socket = this.#socket;
+    if (socket === undefined || socket.readyState !== WebSocket.OPEN) {
+      throw new PeerwireError("ERR_CONNECTION_CLOSED", "signaling connection is not open", { layer: "signaling" });
+    }
+    await new Promise<void>((resolve, reject) => socket.send(encodeFrame(frame, "to"), (error) => (error ? reject(error) : resolve())));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#reconnectTimer);
+    const socket = this.#socket;
+    if (socket !== undefined && socket.readyState !== WebSocket.CLOSED) {
+      await new Promise<void>((resolve) => {
+        socket.once("close", () => resolve());
+        socket.close();
+        setTimeout(() => socket.terminate(), 1000).unref();
+      });
+    }
+    this.emit("close");
+  }
+
+  /** One connection attempt: open, answer the hello with a bind proof, wait for `bound`. */
+  #open(signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(abortError(signal, "signaling connect"));
+      const socket = new WebSocket(this.url, { maxPayload: 64 * 1024 });
+      let settled = false;
+      const settle = (error?: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        if (error === undefined) {
+          resolve();
+          return;
+        }
+        socket.removeAllListeners("close");
+        socket.on("error", () => undefined);
+        socket.terminate();
+        reject(error);
+      };
+      const timer = setTimeout(() => settle(new PeerwireError("ERR_TIMEOUT", `signaling bind did not complete in ${this.#options.timeoutMs} ms`, { layer: "signaling" })), this.#options.timeoutMs);
+      const onAbort = () => settle(abortError(signal!, "signaling connect"));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      socket.on("error", (cause) => settle(new PeerwireError("ERR_CONNECTION_CLOSED", `cannot reach ${this.url}`, { layer: "signaling", cause })));
+      socket.on("message", (data, isBinary) => {
+        let frame: Frame;
+        try {
+          if (!isBinary) throw new Error("text frame");
+          frame = decodeFrame(frameBytes(data), "from");
+        } catch {
+          return; // a server sending garbage is ignored frame by frame
+        }
+        if (frame.t === "hello") {
+          const sig = this.#identity.sign(bindPayload(frame.nonce));
+          socket.send(encodeFrame({ t: "bind", cert: this.#identity.certificateDer, sig, id: this.peerId }));
+        } else if (frame.t === "bound") {
+          if (frame.id !== this.peerId) {
+            settle(new PeerwireError("ERR_BIND_PROOF", `server bound us as ${frame.id}, not ${this.peerId}`, { layer: "signaling" }));
+            return;
+          }
+          this.#socket = socket;
+          this.#backoffMs = this.#options.minBackoffMs;
+          settle();
+        } else if (frame.t === "error") {
+          if (!settled && frame.code === "ERR_BIND_PROOF") settle(new PeerwireError("ERR_BIND_PROOF", frame.message, { layer: "signaling" }));
+          else this.emit("refused", frame);
+        } else if (frame.t !== "bind") {
+          this.emit("frame", frame);
+        }
+      });
+      socket.on("close", () => {
+        if (!settled) {
+          settle(new PeerwireError("ERR_CONNECTION_CLOSED", "signaling server closed the connection", { layer: "signaling" }));
+          return;
+        }
+        if (this.#socket === socket) this.#socket = undefined;
+        this.#scheduleReconnect();
+      });
+    });
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed || !this.#options.reconnect) {
+      if (!this.#closed) void this.close();
+      return;
+    }
+    const delay = this.#backoffMs * (0.75 + Math.random() * 0.5);
+    this.#backoffMs = Math.min(this.#options.maxBackoffMs, this.#backoffMs * 2);
+    this.#reconnectTimer = setTimeout(() => {
+      this.#open().then(
+        () => this.emit("reconnected"),
+        () => this.#scheduleReconnect(),
+      );
+    }, delay);
+  }
+}
