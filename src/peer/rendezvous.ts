@@ -199,6 +199,8 @@ export class Listener extends EventEmitter<{ connection: [Connection]; failure: 
   readonly #client: SignalingClient;
   readonly #owned: boolean;
   readonly #connections = new Set<Connection>();
+  /** Aborts the connection attempts still in progress when the listener closes. */
+  readonly #attempts = new AbortController();
   #closed = false;
 
   /** @internal Use listen(). */
@@ -223,6 +225,7 @@ export class Listener extends EventEmitter<{ connection: [Connection]; failure: 
         role: "controlled",
         exchange: channel.exchange,
         trickle: channel.trickle,
+        signal: this.#attempts.signal,
         ...(trust !== undefined ? { trust } : {}),
       }).then(
         (connection) => {
@@ -243,10 +246,14 @@ export class Listener extends EventEmitter<{ connection: [Connection]; failure: 
     });
   }
 
-  /** Stops accepting; closes the signaling client if listen() opened it. Open connections stay open. */
+  /**
+   * Stops accepting: attempts in progress are aborted, the signaling client is closed if listen() opened it.
+   * Connections already emitted stay open (they belong to the application).
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#attempts.abort();
     if (this.#owned) await this.#client.close();
   }
 }
