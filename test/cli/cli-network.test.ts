@@ -1,0 +1,134 @@
+import assert from "node:assert/strict";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+
+const cli = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+const children = new Set<ChildProcessWithoutNullStreams>();
+let home: string;
+
+before(async () => {
+  home = await mkdtemp(join(tmpdir(), "peerwire-cli-net-"));
+});
+after(async () => {
+  for (const child of children) child.kill("SIGTERM");
+  await Promise.all([...children].map((child) => (child.exitCode === null ? new Promise((resolve) => child.once("exit", resolve)) : undefined)));
+  await rm(home, { recursive: true, force: true });
+});
+
+interface Running {
+  child: ChildProcessWithoutNullStreams;
+  stdout: () => Buffer;
+  stderr: () => string;
+  /** Resolves with the first stderr line matching. */
+  waitFor: (pattern: RegExp) => Promise<RegExpMatchArray>;
+  exit: Promise<number | null>;
+}
+
+function peerwire(...args: string[]): Running {
+  const child = spawn(process.execPath, ["--import", "tsx", cli, ...args], { stdio: "pipe" });
+  children.add(child);
+  const out: Buffer[] = [];
+  let err = "";
+  const watchers: Array<{ pattern: RegExp; resolve: (m: RegExpMatchArray) => void }> = [];
+  child.stdout.on("data", (d: Buffer) => out.push(d));
+  child.stderr.on("data", (d: Buffer) => {
+    err += d.toString();
+    for (const watcher of [...watchers]) {
+      const match = err.match(watcher.pattern);
+      if (match) {
+        watchers.splice(watchers.indexOf(watcher), 1);
+        watcher.resolve(match);
+      }
+    }
+  });
+  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => {
+    children.delete(child);
+    resolve(code);
+  }));
+  return {
+    child,
+    stdout: () => Buffer.concat(out),
+    stderr: () => err,
+    waitFor: (pattern) => {
+      const match = err.match(pattern);
+      return match ? Promise.resolve(match) : new Promise((resolve) => watchers.push({ pattern, resolve }));
+    },
+    exit,
+  };
+}
+
+async function startSignal(): Promise<{ url: string; process: Running }> {
+  const running = peerwire("signal", "--port", "0", "--host", "127.0.0.1", "--stun-port", "0", "--json");
+  const line = await new Promise<string>((resolve) => {
+    running.child.stdout.once("data", (d: Buffer) => resolve(d.toString()));
+  });
+  return { url: (JSON.parse(line) as { url: string }).url, process: running };
+}
+
+const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+
+describe("peerwire CLI across processes", () => {
+  test("signal + listen --echo + dial: stdin goes to the peer and comes back on stdout", async () => {
+    const signal = await startSignal();
+    const listener = peerwire("--identity", join(home, "echo-b"), "listen", "--signal", signal.url, "--loopback", "--echo");
+    const [, peerId] = await listener.waitFor(/listening as ([A-Z3-79]{26})/);
+    const dialer = peerwire("--identity", join(home, "echo-a"), "dial", peerId!, "--signal", signal.url, "--loopback");
+    const payload = randomBytes(200_000);
+    dialer.child.stdin.end(payload);
+    assert.equal(await dialer.exit, 0, dialer.stderr());
+    assert.equal(sha256(dialer.stdout()), sha256(payload));
+    assert.match(dialer.stderr(), new RegExp(`connected ${peerId} \\(verified\\)`));
+    listener.child.kill("SIGTERM");
+    signal.process.child.kill("SIGTERM");
+    assert.equal(await listener.exit, 0);
+    assert.equal(await signal.process.exit, 0);
+  });
+
+  test("send / receive: a multi-MiB file arrives SHA-256-equal under its own name, no partial left", async () => {
+    const signal = await startSignal();
+    const inbox = join(home, "inbox");
+    const receiver = peerwire("--identity", join(home, "file-b"), "receive", inbox, "--signal", signal.url, "--loopback", "--json");
+    const [, peerId] = await receiver.waitFor(/receiving as ([A-Z3-79]{26})/);
+    const file = join(home, "payload.bin");
+    const content = randomBytes(3 * 1024 * 1024 + 17);
+    await writeFile(file, content);
+    const sender = peerwire("--identity", join(home, "file-a"), "send", file, peerId!, "--signal", signal.url, "--loopback");
+    assert.equal(await sender.exit, 0, sender.stderr());
+    assert.equal(await receiver.exit, 0, receiver.stderr());
+    const result = JSON.parse(receiver.stdout().toString()) as { path: string; sha256: string; bytes: number };
+    assert.equal(result.sha256, sha256(content));
+    assert.equal(result.bytes, content.byteLength);
+    assert.equal(sha256(await readFile(join(inbox, "payload.bin"))), sha256(content));
+    assert.deepEqual(await readdir(inbox), ["payload.bin"], "no partial file");
+    assert.match(sender.stderr(), new RegExp(`sha256 ${sha256(content)}, verified by`));
+    signal.process.child.kill("SIGTERM");
+    await signal.process.exit;
+  });
+
+  test("offer / answer: no server, the descriptions travel as tokens", async () => {
+    const offer = peerwire("--identity", join(home, "offer"), "offer", "--loopback");
+    const [offerToken] = await offer.waitFor(/pw1\.[A-Za-z0-9_-]+/);
+    const answer = peerwire("--identity", join(home, "answer"), "answer", offerToken!, "--loopback");
+    const [answerToken] = await answer.waitFor(/pw1\.[A-Za-z0-9_-]+/);
+    const payload = Buffer.from("typed on one side, printed on the other\n");
+    offer.child.stdin.end(Buffer.concat([Buffer.from(`${answerToken}\n`), payload]));
+    answer.child.stdin.end();
+    assert.equal(await offer.exit, 0, offer.stderr());
+    assert.equal(await answer.exit, 0, answer.stderr());
+    assert.equal(answer.stdout().toString(), payload.toString());
+  });
+
+  test("dialing an unknown peer fails with a code and exit status 1", async () => {
+    const signal = await startSignal();
+    const dialer = peerwire("--identity", join(home, "lonely"), "dial", "I4Y5COU4GA49TJGOWJ7NEXAKMI", "--signal", signal.url, "--loopback", "--timeout", "5000");
+    dialer.child.stdin.end();
+    assert.equal(await dialer.exit, 1);
+    assert.match(dialer.stderr(), /ERR_PEER_NOT_FOUND/);
+    signal.process.child.kill("SIGTERM");
+    await signal.process.exit;
+  });
+});
