@@ -105,6 +105,17 @@ function speedOf(bytes: number, started: number): string {
   return (bytes / 1e6 / Math.max(0.001, (performance.now() - started) / 1000)).toFixed(1);
 }
 
+/** "connected X (verified) — gather …" on stderr: what was proven, and how long each phase took. */
+function announce(connection: Connection): void {
+  const t = connection.timings;
+  const ms = (value: number) => `${value.toFixed(1)} ms`;
+  log(
+    `peerwire: connected ${connection.remotePeerId} (verified) — gather ${ms(t.gatherMs)}, signaling ${ms(t.exchangeMs)}, ` +
+      `ICE ${ms(t.iceMs)}, DTLS ${ms(t.dtlsMs)}, verify ${ms(t.verifyMs)}, SCTP ${ms(t.sctpMs)}, total ${ms(t.totalMs)}; ` +
+      `pair ${connection.stats().selectedPair.local} ⇄ ${connection.stats().selectedPair.remote}`,
+  );
+}
+
 /** Resolves on SIGINT/SIGTERM. */
 function interrupted(): Promise<void> {
   return new Promise((resolve) => {
@@ -168,7 +179,7 @@ networked(
   log(`peerwire: listening as ${listener.peerId}`);
   listener.on("failure", (error, peer) => log(`peerwire: refused ${peer}: ${error.message}`));
   listener.on("connection", (connection) => {
-    log(`peerwire: connected ${connection.remotePeerId} (verified)`);
+    announce(connection);
     connection.on("stream", (stream) => serve(stream, options));
     connection.on("close", () => log(`peerwire: ${connection.remotePeerId} closed`));
   });
@@ -182,7 +193,7 @@ networked(
 ).action(async (peerId: string, options: NetworkOptions) => {
   const me = await identity();
   const connection = await dial({ identity: me, signaling: options.signal!, peerId, ...common(options) });
-  log(`peerwire: connected ${connection.remotePeerId} (verified)`);
+  announce(connection);
   const stream = await connection.openStream({ label: "stdio" });
   await pipeStdio(stream);
   await connection.close();
@@ -194,6 +205,7 @@ networked(
 ).action(async (file: string, peerId: string, options: NetworkOptions) => {
   const me = await identity();
   const connection = await dial({ identity: me, signaling: options.signal!, peerId, ...common(options) });
+  announce(connection);
   const stream = await connection.openStream({ label: file, protocol: FILE_PROTOCOL });
   const bar = progressBar("sending  ");
   const started = performance.now();
@@ -225,6 +237,7 @@ networked(
   listener.on("failure", (error, peer) => log(`peerwire: refused ${peer}: ${error.message}`));
   const finished = new Promise<number>((resolve) => {
     listener.on("connection", (connection) => {
+      announce(connection);
       connection.on("stream", (stream) => {
         if (stream.protocol !== FILE_PROTOCOL) {
           stream.destroy();
@@ -297,7 +310,7 @@ networked(
       return descriptionFromToken(await readLine());
     },
   });
-  log(`peerwire: connected ${connection.remotePeerId} (verified)`);
+  announce(connection);
   const stream = await connection.openStream({ label: "stdio" });
   await pipeStdio(stream);
   await connection.close();
@@ -319,7 +332,7 @@ networked(
       return offer;
     },
   });
-  log(`peerwire: connected ${connection.remotePeerId} (verified)`);
+  announce(connection);
   const [stream] = (await once(connection, "stream")) as [Stream];
   await pipeStdio(stream);
   await connection.close();
