@@ -26,12 +26,15 @@ export interface RendezvousOptions {
 export interface DialOptions extends RendezvousOptions {
   /** The peer to reach. Pinned: whatever the server relays, only this peer's key is accepted. */
   peerId: string;
+  /** Cancels the signaling connect and the connection setup. */
   signal?: AbortSignal;
 }
 
 export interface ListenOptions extends RendezvousOptions {
   /** Accept only these peer IDs (checked in DTLS, after the peer proved its key). Default: any authenticated peer. */
   allow?: string[];
+  /** Cancels the signaling connect (the listener itself stops with close()). */
+  signal?: AbortSignal;
 }
 
 /** Frames of one session (sid), buffered until the session's handler is attached. */
@@ -130,9 +133,10 @@ function sessionChannel(client: SignalingClient, router: SessionRouter, peer: st
   };
 }
 
-async function openClient(options: RendezvousOptions): Promise<{ client: SignalingClient; owned: boolean }> {
+async function openClient(options: RendezvousOptions & { signal?: AbortSignal }): Promise<{ client: SignalingClient; owned: boolean }> {
   if (typeof options.signaling === "string") {
-    return { client: await SignalingClient.connect(options.signaling, options.identity), owned: true };
+    const client = await SignalingClient.connect(options.signaling, options.identity, options.signal !== undefined ? { signal: options.signal } : {});
+    return { client, owned: true };
   }
   if (options.signaling.peerId !== options.identity.peerId) {
     throw new PeerwireError("ERR_INVALID_ARGUMENT", "the signaling client is bound under another identity");
