@@ -37,17 +37,23 @@ export interface ListenOptions extends RendezvousOptions {
   signal?: AbortSignal;
 }
 
-/** Frames of one session (sid), buffered until the session's handler is attached. */
+/**
+ * Routes a client's frames to sessions by sid, buffering those that arrive before the session's handler is
+ * attached. Incoming `connect`s go to the listener, if there is one; without a listener they are ignored (and
+ * nothing is kept for them).
+ */
 class SessionRouter {
+  /** Set by a Listener; one listener per signaling client. */
+  onConnect: ((frame: Extract<RoutedFrame, { t: "connect" }>) => void) | undefined;
   readonly #handlers = new Map<string, (frame: RoutedFrame) => void>();
   readonly #early = new Map<string, RoutedFrame[]>();
 
-  constructor(client: SignalingClient, onConnect: (frame: Extract<RoutedFrame, { t: "connect" }>) => void) {
+  constructor(client: SignalingClient) {
     client.on("frame", (frame) => {
       if (frame.t === "connect") {
-        if (!this.#handlers.has(frame.sid) && !this.#early.has(frame.sid)) {
+        if (this.onConnect !== undefined && !this.#handlers.has(frame.sid) && !this.#early.has(frame.sid)) {
           this.#early.set(frame.sid, []);
-          onConnect(frame);
+          this.onConnect(frame);
         }
         return;
       }
@@ -144,10 +150,10 @@ async function openClient(options: RendezvousOptions & { signal?: AbortSignal })
   return { client: options.signaling, owned: false };
 }
 
-function routerFor(client: SignalingClient, onConnect: (frame: Extract<RoutedFrame, { t: "connect" }>) => void = () => undefined): SessionRouter {
+function routerFor(client: SignalingClient): SessionRouter {
   let router = routers.get(client);
   if (router === undefined) {
-    router = new SessionRouter(client, onConnect);
+    router = new SessionRouter(client);
     routers.set(client, router);
   }
   return router;
@@ -205,6 +211,7 @@ export class Listener extends EventEmitter<{ connection: [Connection]; failure: 
   readonly #connections = new Set<Connection>();
   /** Aborts the connection attempts still in progress when the listener closes. */
   readonly #attempts = new AbortController();
+  #router: SessionRouter | undefined;
   #closed = false;
 
   /** @internal Use listen(). */
@@ -220,7 +227,9 @@ export class Listener extends EventEmitter<{ connection: [Connection]; failure: 
       policies.length === 0 ? undefined : async (peer) => {
         for (const policy of policies) await policy(peer);
       };
-    const router = routerFor(client, (frame) => {
+    const router = routerFor(client);
+    if (router.onConnect !== undefined) throw new PeerwireError("ERR_INVALID_ARGUMENT", "this signaling client already has a listener");
+    router.onConnect = (frame) => {
       if (this.#closed) return;
       const channel = sessionChannel(client, router, frame.peer, frame.sid, "answer", frame.d);
       connect({
@@ -247,7 +256,8 @@ export class Listener extends EventEmitter<{ connection: [Connection]; failure: 
           this.emit("failure", error, frame.peer);
         },
       );
-    });
+    };
+    this.#router = router;
   }
 
   /**
@@ -257,6 +267,7 @@ export class Listener extends EventEmitter<{ connection: [Connection]; failure: 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#router !== undefined) this.#router.onConnect = undefined;
     this.#attempts.abort();
     if (this.#owned) await this.#client.close();
   }

@@ -229,6 +229,27 @@ describe("dial and listen through the server", async () => {
     await listener.close();
   });
 
+  test("one bound SignalingClient serves dial() then listen(), and stays open for its owner", async () => {
+    const server = await startServer();
+    const [aliceClient, bobClient] = await Promise.all([SignalingClient.connect(server.url, alice), SignalingClient.connect(server.url, bob)]);
+    const bobListener = await listen({ identity: bob, signaling: bobClient, loopbackOnly: true });
+    const atBob = once(bobListener, "connection") as Promise<[Connection]>;
+    const first = await dial({ identity: alice, signaling: aliceClient, peerId: bob.peerId, loopbackOnly: true });
+    const [firstAtBob] = await atBob;
+    // Now Alice listens on the same client, and Bob dials her with his.
+    const aliceListener = await listen({ identity: alice, signaling: aliceClient, loopbackOnly: true });
+    await assert.rejects(listen({ identity: alice, signaling: aliceClient }), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
+    const atAlice = once(aliceListener, "connection") as Promise<[Connection]>;
+    const second = await dial({ identity: bob, signaling: bobClient, peerId: alice.peerId, loopbackOnly: true });
+    const [secondAtAlice] = await atAlice;
+    assert.equal(second.remotePeerId, alice.peerId);
+    assert.equal(secondAtAlice.remotePeerId, bob.peerId);
+    assert.ok(aliceClient.connected && bobClient.connected, "clients passed in are not closed by dial/listen");
+    await Promise.all([first, firstAtBob, second, secondAtAlice].map((c) => c.close()));
+    await Promise.all([aliceListener.close(), bobListener.close()]);
+    await Promise.all([aliceClient.close(), bobClient.close()]);
+  });
+
   test("dialing a peer that is not bound: ERR_PEER_NOT_FOUND", async () => {
     const server = await startServer();
     await assert.rejects(dial({ identity: alice, signaling: server.url, peerId: mallory.peerId, loopbackOnly: true, timeoutMs: 4000 }), (e) =>
