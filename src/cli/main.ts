@@ -78,6 +78,14 @@ async function pipeStdio(stream: Stream): Promise<void> {
   await Promise.all([written, read]);
 }
 
+/** The dialing side of netcat: one stream wired to stdin/stdout, then a graceful close. */
+async function stdioSession(connection: Connection): Promise<void> {
+  announce(connection);
+  const stream = await connection.openStream({ label: "stdio" });
+  await pipeStdio(stream);
+  await connection.close();
+}
+
 /** Serves one incoming stream as the listen options say. */
 function serve(stream: Stream, options: { echo?: boolean; exec?: string }): void {
   stream.on("error", (error) => log(`peerwire: stream ${stream.id}: ${error.message}`));
@@ -193,10 +201,7 @@ networked(
 ).action(async (peerId: string, options: NetworkOptions) => {
   const me = await identity();
   const connection = await dial({ identity: me, signaling: options.signal!, peerId, ...common(options) });
-  announce(connection);
-  const stream = await connection.openStream({ label: "stdio" });
-  await pipeStdio(stream);
-  await connection.close();
+  await stdioSession(connection);
 });
 
 networked(
@@ -310,10 +315,7 @@ networked(
       return descriptionFromToken(await readLine());
     },
   });
-  announce(connection);
-  const stream = await connection.openStream({ label: "stdio" });
-  await pipeStdio(stream);
-  await connection.close();
+  await stdioSession(connection);
 });
 
 networked(
