@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdir } from "node:fs/promises";
+import { finished as streamFinished } from "node:stream/promises";
 import cliProgress from "cli-progress";
 import { Command, CommanderError, Option } from "commander";
 import { PeerwireError } from "../errors.js";
@@ -65,6 +66,7 @@ function common(options: NetworkOptions) {
 
 /** stdin → stream (one message per chunk; our side ends with stdin), stream → stdout. Resolves when both are done. */
 async function pipeStdio(stream: Stream): Promise<void> {
+  stream.on("error", (error) => log(`peerwire: stream: ${error.message}`));
   const written = new Promise<void>((resolve, reject) => {
     process.stdin.pipe(stream);
     stream.once("finish", resolve);
@@ -212,6 +214,7 @@ networked(
   const connection = await dial({ identity: me, signaling: options.signal!, peerId, ...common(options) });
   announce(connection);
   const stream = await connection.openStream({ label: file, protocol: FILE_PROTOCOL });
+  stream.on("error", (error) => log(`peerwire: stream: ${error.message}`));
   const bar = progressBar("sending  ");
   const started = performance.now();
   let barStarted = false;
@@ -248,6 +251,7 @@ networked(
           stream.destroy();
           return;
         }
+        stream.on("error", (error) => log(`peerwire: stream: ${error.message}`));
         const bar = progressBar("receiving");
         const started = performance.now();
         let barStarted = false;
@@ -260,7 +264,8 @@ networked(
             bar.stop();
             const shown = { path: result.path, bytes: result.bytes, sha256: result.sha256, from: connection.remotePeerId };
             console.log(options.json === true ? JSON.stringify(shown) : `received ${result.path} (${result.bytes} bytes, sha256 ${result.sha256}) from ${shown.from}`);
-            await once(stream, "close").catch(() => undefined);
+            // Let our result reach the sender before exiting; finished() also settles if the stream already closed.
+            await streamFinished(stream).catch(() => undefined);
             if (options.keep !== true) resolve(0);
           },
           (error: Error) => {

@@ -491,14 +491,17 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
         state.ackWaiters.push(resolve);
         this.#checkAcknowledged(state);
       });
-      if (this.#closed) throw new PeerwireError("ERR_STREAM_CLOSED", "association closed before the stream's data was acknowledged", { cause: this.#closeError });
+      if (this.#closed) {
+        // The peer acknowledged everything before the association went away: nothing was lost, the end is clean.
+        if (this.#delivered(state)) return;
+        throw new PeerwireError("ERR_STREAM_CLOSED", "association closed before the stream's data was acknowledged", { cause: this.#closeError });
+      }
       // Wait for the peer's confirmation: it has then delivered everything up to our last TSN, so a close of
       // the association right after cannot cut this stream's data short.
       await new Promise<void>((resolve) => {
         state.resetWaiters.push(resolve);
         this.#requestOutgoingReset(state);
       });
-      if (this.#closed && !this.#resetConfirmed(state)) throw new PeerwireError("ERR_STREAM_CLOSED", "association closed before the stream reset was confirmed", { cause: this.#closeError });
     },
     abort: (stream) => {
       const state = this.#streams.get(stream.id);
@@ -525,14 +528,12 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
 
   #checkAcknowledged(state: StreamState): void {
     if (state.ackWaiters.length === 0) return;
-    const acknowledged =
-      this.#closed ||
-      (state.sendsPending === 0 && (state.lastTsn === undefined || tsnAtLeast(this.#internals.lastSackedTsn, state.lastTsn)));
-    if (acknowledged) this.#wake(state, "ackWaiters");
+    if (this.#closed || this.#delivered(state)) this.#wake(state, "ackWaiters");
   }
 
-  #resetConfirmed(state: StreamState): boolean {
-    return state.outgoingReset === "done";
+  /** Everything written on the stream was handed to werift and acknowledged by the peer. */
+  #delivered(state: StreamState): boolean {
+    return state.sendsPending === 0 && (state.lastTsn === undefined || tsnAtLeast(this.#internals.lastSackedTsn, state.lastTsn));
   }
 
   #wake(state: StreamState, which: "ackWaiters" | "resetWaiters"): void {
@@ -557,16 +558,19 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
   }
 
   /**
-   * The association is gone. A stream whose peer had finished sending keeps what it received: its readable side
-   * ends normally and it is destroyed after the application read it. A stream cut short is destroyed with
-   * ERR_STREAM_CLOSED (after a failure) or just ended (after our own graceful close).
+   * The association is gone. A stream is complete when the peer had finished sending (incoming reset) and what we
+   * wrote was either finished or ended and acknowledged: it keeps what it received, its readable side ends
+   * normally and it is destroyed once the application read it. Otherwise it was cut short: destroyed with
+   * ERR_STREAM_CLOSED after a failure, or just ended after our own graceful close.
    */
   #closeStream(state: StreamState, error: Error | undefined): void {
     const stream = state.stream;
+    const writesComplete = stream.writableFinished || (stream.writableEnded && this.#delivered(state));
     this.#wake(state, "ackWaiters");
     this.#wake(state, "resetWaiters");
     if (stream.destroyed) return;
-    const failure = error === undefined ? undefined : new PeerwireError("ERR_STREAM_CLOSED", "association closed", { layer: "sctp", cause: error });
+    const cutShort = !state.incomingReset || !writesComplete;
+    const failure = error !== undefined && cutShort ? new PeerwireError("ERR_STREAM_CLOSED", "association closed", { layer: "sctp", cause: error }) : undefined;
     if (!state.incomingReset && failure !== undefined) {
       stream.destroy(failure);
       return;
