@@ -88,6 +88,19 @@ describe("peerwire CLI across processes", () => {
     assert.equal(await signal.process.exit, 0);
   });
 
+  test("listen --exec runs a command per stream, wired to it", async () => {
+    const signal = await startSignal();
+    const listener = peerwire("--identity", join(home, "exec-b"), "listen", "--signal", signal.url, "--loopback", "--exec", "tr a-z A-Z");
+    const [, peerId] = await listener.waitFor(/listening as ([A-Z3-79]{26})/);
+    const dialer = peerwire("--identity", join(home, "exec-a"), "dial", peerId!, "--signal", signal.url, "--loopback");
+    dialer.child.stdin.end("shout this\n");
+    assert.equal(await dialer.exit, 0, dialer.stderr());
+    assert.equal(dialer.stdout().toString(), "SHOUT THIS\n");
+    listener.child.kill("SIGTERM");
+    signal.process.child.kill("SIGTERM");
+    await Promise.all([listener.exit, signal.process.exit]);
+  });
+
   test("send / receive: a multi-MiB file arrives SHA-256-equal under its own name, no partial left", async () => {
     const signal = await startSignal();
     const inbox = join(home, "inbox");
