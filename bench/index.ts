@@ -1,0 +1,129 @@
+/**
+ * `npm run bench [-- --quick]`: peerwire against what a user would use instead, in one run on this machine.
+ * Systems are interleaved sample by sample (A B, then B A, …) so that load drifts hit both alike; each sample gets
+ * a fresh connection; the machine's load is recorded with every sample. Results: bench/results/<date>.json.
+ */
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { cpus, freemem, loadavg, totalmem } from "node:os";
+import { parseArgs } from "node:util";
+import { installNetworkGuard } from "../test/helpers/network-guard.js";
+import { summarize, type Summary } from "./stats.js";
+import { aesGcmLimit, closeShared, peerwire, udpLimit, weriftPeerConnection, type BenchSystem } from "./systems.js";
+
+const { values } = parseArgs({ options: { quick: { type: "boolean", default: false }, out: { type: "string", default: "bench/results" } } });
+const MiB = 1024 * 1024;
+const config = values.quick
+  ? { repetitions: 5, throughputBytes: 16 * MiB, roundTrips: 100, limitBytes: 16 * MiB }
+  : { repetitions: 20, throughputBytes: 64 * MiB, roundTrips: 500, limitBytes: 64 * MiB };
+const MESSAGE = 16 * 1024;
+
+interface Sample {
+  system: string;
+  scenario: string;
+  value: number;
+  unit: string;
+  load1: number;
+  rssMiB: number;
+  at: string;
+}
+
+const systems: BenchSystem[] = [peerwire, weriftPeerConnection];
+const samples: Sample[] = [];
+const unavailable: Record<string, string> = {
+  "node-datachannel": "not measured yet: the optional native dependency is added in the next bench step",
+};
+
+function record(system: string, scenario: string, value: number, unit: string): void {
+  samples.push({ system, scenario, value, unit, load1: loadavg()[0]!, rssMiB: process.memoryUsage().rss / MiB, at: new Date().toISOString() });
+}
+
+async function measure(system: BenchSystem, repetition: number): Promise<void> {
+  // Connect time on every connection; each measurement on a connection of its own.
+  const scenarios: Array<[string, string, (pair: Awaited<ReturnType<BenchSystem["connect"]>>) => Promise<number | number[]>]> = [
+    ["throughput, 1 stream", "MB/s", (pair) => pair.throughput(config.throughputBytes, MESSAGE, 1)],
+    ["throughput, 4 streams", "MB/s", (pair) => pair.throughput(config.throughputBytes, MESSAGE, 4)],
+    ["round trip", "ms", (pair) => pair.roundTrips(repetition === 0 ? config.roundTrips : Math.ceil(config.roundTrips / 5))],
+  ];
+  for (const [scenario, unit, run] of scenarios) {
+    const pair = await system.connect();
+    record(system.name, "connect", pair.connectMs, "ms");
+    for (const [phase, ms] of Object.entries(pair.phases ?? {})) record(system.name, `connect: ${phase}`, ms, "ms");
+    const result = await run(pair);
+    for (const value of Array.isArray(result) ? result : [result]) record(system.name, scenario, value, unit);
+    await pair.close();
+  }
+}
+
+async function versions(): Promise<Record<string, string>> {
+  const read = async (path: string) => (JSON.parse(await readFile(new URL(path, import.meta.url), "utf8")) as { version: string }).version;
+  return {
+    node: process.version,
+    peerwire: await read("../package.json"),
+    werift: await read("../node_modules/werift/package.json"),
+    "werift-sctp": await read("../node_modules/werift-sctp/package.json"),
+  };
+}
+
+function table(summaries: Record<string, Record<string, Summary>>, reference: string): string {
+  const scenarios = [...new Set(Object.values(summaries).flatMap((s) => Object.keys(s)))];
+  const lines = ["| scenario | system | median | p99 | IQR | n | vs " + reference + " |", "|---|---|---|---|---|---|---|"];
+  for (const scenario of scenarios) {
+    for (const [system, byScenario] of Object.entries(summaries)) {
+      const s = byScenario[scenario];
+      if (s === undefined) continue;
+      const ref = summaries[reference]?.[scenario];
+      const ratio = ref === undefined || system === reference ? "—" : `${(s.median / ref.median).toFixed(2)}×`;
+      lines.push(`| ${scenario} | ${system} | ${s.median.toFixed(2)} ${s.unit} | ${s.p99.toFixed(2)} | ${s.iqr.toFixed(2)} | ${s.n} | ${ratio} |`);
+    }
+  }
+  for (const [system, reason] of Object.entries(unavailable)) lines.push(`| all | ${system} | — | — | — | 0 | ${reason} |`);
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  const guard = installNetworkGuard();
+  const started = new Date();
+  const loadAtStart = loadavg();
+  for (let repetition = 0; repetition < config.repetitions; repetition++) {
+    const order = repetition % 2 === 0 ? systems : [...systems].reverse();
+    for (const system of order) await measure(system, repetition);
+    process.stderr.write(`\r  repetition ${repetition + 1}/${config.repetitions}`);
+  }
+  process.stderr.write("\n");
+  const limits = { "raw node:dgram, 1200-byte datagrams": await udpLimit(config.limitBytes), "AES-128-GCM seal+open, 1200-byte records": aesGcmLimit(config.limitBytes) };
+  await closeShared();
+  guard.uninstall();
+  if (guard.violations.length > 0) throw new Error(`traffic beyond loopback: ${guard.violations.join(", ")}`);
+
+  const summaries: Record<string, Record<string, Summary>> = {};
+  for (const sample of samples) {
+    summaries[sample.system] ??= {};
+    const group = samples.filter((s) => s.system === sample.system && s.scenario === sample.scenario);
+    summaries[sample.system]![sample.scenario] ??= summarize(group.map((s) => s.value), sample.unit);
+  }
+  const reference = weriftPeerConnection.name;
+  const result = {
+    date: started.toISOString(),
+    quick: values.quick,
+    config,
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, totalMemMiB: totalmem() / MiB, freeMemMiB: freemem() / MiB, loadAtStart, loadAtEnd: loadavg(), platform: process.platform },
+    versions: await versions(),
+    unavailable,
+    limitsMBps: limits,
+    summaries,
+    samples,
+  };
+  await mkdir(values.out!, { recursive: true });
+  const file = `${values.out}/${started.toISOString().replace(/[:.]/g, "-")}${values.quick ? "-quick" : ""}.json`;
+  await writeFile(file, JSON.stringify(result, null, 2));
+  console.log(`\npeerwire bench — ${result.machine.cpus} × ${result.machine.model}, load ${loadAtStart.map((l) => l.toFixed(2)).join(" ")} → ${result.machine.loadAtEnd.map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(`${config.repetitions} interleaved repetitions, fresh connection per measurement, loopback only\n`);
+  console.log(table(summaries, reference));
+  console.log(`\npractical limits: ${Object.entries(limits).map(([k, v]) => `${k} ${v.toFixed(1)} MB/s`).join("; ")}`);
+  console.log(`\nall samples: ${file}`);
+}
+
+main().catch((error: unknown) => {
+  console.error("bench failed:", error);
+  process.exitCode = 1;
+});

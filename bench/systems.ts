@@ -1,0 +1,258 @@
+/**
+ * The systems the bench compares, behind one interface: connect a pair on loopback, then measure throughput and
+ * round trips over one ordered, reliable channel. Every system runs in this process, both ends.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createSocket } from "node:dgram";
+import { once } from "node:events";
+import { RTCPeerConnection, type RTCDataChannel } from "werift";
+import { connect, exchangePair, Identity, type Connection, type Stream } from "../src/index.js";
+import { StunResponder } from "../src/signaling/index.js";
+
+export interface ConnectedPair {
+  /** Connect time in ms, and per phase where the system reports phases. */
+  connectMs: number;
+  phases?: Record<string, number>;
+  /** Sends `total` bytes in `messageBytes` messages over `channels` channels at once; resolves with MB/s. */
+  throughput(total: number, messageBytes: number, channels: number): Promise<number>;
+  /** `count` sequential ping-pongs of 32 bytes; resolves with each round trip in ms. */
+  roundTrips(count: number): Promise<number[]>;
+  close(): Promise<void>;
+}
+
+export interface BenchSystem {
+  name: string;
+  /** Undefined when usable, else why not (the row says so). */
+  unavailable(): Promise<string | undefined>;
+  connect(): Promise<ConnectedPair>;
+}
+
+const PING = 32;
+
+/** Drives throughput over message channels with a `write() → false + drain` or bufferedAmount contract. */
+async function pump(send: (message: Buffer) => Promise<void>, total: number, messageBytes: number): Promise<void> {
+  const message = randomBytes(messageBytes);
+  for (let sent = 0; sent < total; sent += messageBytes) await send(message);
+}
+
+// ── peerwire ─────────────────────────────────────────────────────────────────────────────────────────────
+let identities: Promise<[Identity, Identity]> | undefined;
+
+export const peerwire: BenchSystem = {
+  name: "peerwire",
+  unavailable: async () => undefined,
+  async connect() {
+    identities ??= Promise.all([Identity.generate(), Identity.generate()]);
+    const [alice, bob] = await identities;
+    const [ea, eb] = exchangePair();
+    const started = performance.now();
+    const [a, b] = await Promise.all([
+      connect({ identity: alice, role: "controlling", exchange: ea, peerId: bob.peerId, loopbackOnly: true }),
+      connect({ identity: bob, role: "controlled", exchange: eb, loopbackOnly: true }),
+    ]);
+    const accepted: Stream[] = [];
+    b.on("stream", (s) => accepted.push(s));
+    const firstStream = performance.now();
+    const probe = await a.openStream();
+    const connectMs = performance.now() - started;
+    const t = a.timings;
+    const phases = { gather: t.gatherMs, ice: t.iceMs, dtls: t.dtlsMs, verify: t.verifyMs, sctp: t.sctpMs, firstStream: performance.now() - firstStream };
+    probe.end();
+    return peerwirePair(a, b, connectMs, phases);
+  },
+};
+
+function peerwirePair(a: Connection, b: Connection, connectMs: number, phases: Record<string, number>): ConnectedPair {
+  const openPair = async (): Promise<[Stream, Stream]> => {
+    const accepted = once(b, "stream") as Promise<[Stream]>;
+    const stream = await a.openStream();
+    const [peer] = await accepted;
+    return [stream, peer];
+  };
+  return {
+    connectMs,
+    phases,
+    async throughput(total, messageBytes, channels) {
+      const pairs = await Promise.all(Array.from({ length: channels }, openPair));
+      const started = performance.now();
+      await Promise.all(
+        pairs.map(async ([stream, peer]) => {
+          let received = 0;
+          const done = new Promise<void>((resolve) => peer.on("data", (m: Buffer) => (received += m.length) >= total / channels && resolve()));
+          await pump(async (m) => {
+            if (!stream.write(m)) await once(stream, "drain");
+          }, total / channels, messageBytes);
+          await done;
+          stream.end();
+          peer.end();
+        }),
+      );
+      return total / 1e6 / ((performance.now() - started) / 1000);
+    },
+    async roundTrips(count) {
+      const [stream, peer] = await openPair();
+      peer.on("data", (m: Buffer) => peer.write(m));
+      const times: number[] = [];
+      const ping = Buffer.alloc(PING);
+      for (let i = 0; i < count; i++) {
+        const started = performance.now();
+        const back = once(stream, "data");
+        stream.write(ping);
+        await back;
+        times.push(performance.now() - started);
+      }
+      stream.end();
+      peer.end();
+      return times;
+    },
+    async close() {
+      await Promise.all([a.close(), b.close()]);
+    },
+  };
+}
+
+// ── werift RTCPeerConnection ─────────────────────────────────────────────────────────────────────────────
+let stun: Promise<StunResponder> | undefined;
+
+/** werift's own high-level API, configured for loopback. A local STUN responder replaces its Google default. */
+export const weriftPeerConnection: BenchSystem = {
+  name: "werift RTCPeerConnection",
+  unavailable: async () => undefined,
+  async connect() {
+    stun ??= new StunResponder({ host: "127.0.0.1", requestsPerSecond: 1e6 }).listen();
+    const responder = await stun;
+    const config = {
+      iceServers: [{ urls: `stun:127.0.0.1:${responder.port}` }],
+      iceUseIpv4: false,
+      iceUseIpv6: false,
+      iceAdditionalHostAddresses: ["127.0.0.1"],
+      iceInterfaceAddresses: { udp4: "127.0.0.1" },
+      iceFilterCandidatePair: (pair: { remoteCandidate: { host: string } }) => pair.remoteCandidate.host.startsWith("127."),
+    };
+    const started = performance.now();
+    const offerer = new RTCPeerConnection(config as ConstructorParameters<typeof RTCPeerConnection>[0]);
+    const answerer = new RTCPeerConnection(config as ConstructorParameters<typeof RTCPeerConnection>[0]);
+    const probe = offerer.createDataChannel("probe");
+    const answererChannels: RTCDataChannel[] = [];
+    answerer.onDataChannel.subscribe((channel) => answererChannels.push(channel));
+    await offerer.setLocalDescription(await offerer.createOffer());
+    await answerer.setRemoteDescription(offerer.localDescription!);
+    await answerer.setLocalDescription(await answerer.createAnswer());
+    await offerer.setRemoteDescription(answerer.localDescription!);
+    if (probe.readyState !== "open") await probe.stateChanged.watch((state) => state === "open");
+    const connectMs = performance.now() - started;
+    const openPair = async (label: string): Promise<[RTCDataChannel, RTCDataChannel]> => {
+      const accepted = answerer.onDataChannel.watch((c) => c.label === label);
+      const channel = offerer.createDataChannel(label);
+      const [peer] = await accepted;
+      if (channel.readyState !== "open") await channel.stateChanged.watch((state) => state === "open");
+      return [channel, peer];
+    };
+    let counter = 0;
+    return {
+      connectMs,
+      async throughput(total, messageBytes, channels) {
+        const pairs = await Promise.all(Array.from({ length: channels }, () => openPair(`t${counter++}`)));
+        const started = performance.now();
+        await Promise.all(
+          pairs.map(async ([channel, peer]) => {
+            let received = 0;
+            const done = new Promise<void>((resolve) => peer.onMessage.subscribe((m) => (received += (m as Buffer).length) >= total / channels && resolve()));
+            // A short queue, as for peerwire: werift-sctp slows down as its queue grows.
+            channel.bufferedAmountLowThreshold = 64 * 1024;
+            // werift's bufferedAmountLow does not always fire with several channels: re-check every 20 ms too.
+            await pump(async (m) => {
+              while (channel.bufferedAmount > 128 * 1024) {
+                await Promise.race([channel.bufferedAmountLow.asPromise(), new Promise((resolve) => setTimeout(resolve, 20))]);
+              }
+              channel.send(m);
+            }, total / channels, messageBytes);
+            await done;
+            channel.close();
+          }),
+        );
+        return total / 1e6 / ((performance.now() - started) / 1000);
+      },
+      async roundTrips(count) {
+        const [channel, peer] = await openPair(`r${counter++}`);
+        peer.onMessage.subscribe((m) => peer.send(m as Buffer));
+        const times: number[] = [];
+        const ping = Buffer.alloc(PING);
+        for (let i = 0; i < count; i++) {
+          const started = performance.now();
+          const back = channel.onMessage.asPromise();
+          channel.send(ping);
+          await back;
+          times.push(performance.now() - started);
+        }
+        channel.close();
+        return times;
+      },
+      async close() {
+        await Promise.all([offerer.close(), answerer.close()]);
+      },
+    };
+  },
+};
+
+/** Closes what the systems share across runs (the STUN responder). */
+export async function closeShared(): Promise<void> {
+  if (stun !== undefined) await (await stun).close();
+  stun = undefined;
+}
+
+// ── practical limits ─────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Raw UDP: 1200-byte datagrams from one loopback socket to another, no reliability, no crypto, both ends in this
+ * process. Sends in bursts, yielding to the event loop between them so the receiving socket is read; the rate is
+ * what arrived over the time until the last arrival.
+ */
+export async function udpLimit(total: number): Promise<number> {
+  const receiver = createSocket("udp4");
+  const sender = createSocket("udp4");
+  await Promise.all([
+    new Promise<void>((resolve) => receiver.bind(0, "127.0.0.1", () => resolve())),
+    new Promise<void>((resolve) => sender.bind(0, "127.0.0.1", () => resolve())),
+  ]);
+  receiver.setRecvBufferSize(4 * 1024 * 1024);
+  const { port } = receiver.address();
+  let received = 0;
+  let lastArrival = performance.now();
+  receiver.on("message", (m: Buffer) => {
+    received += m.length;
+    lastArrival = performance.now();
+  });
+  const datagram = randomBytes(1200);
+  const burst = 32;
+  const started = performance.now();
+  for (let sent = 0; sent < total; ) {
+    for (let i = 0; i < burst && sent < total; i++, sent += 1200) sender.send(datagram, port, "127.0.0.1");
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  // Drain: wait until nothing more arrives for 20 ms.
+  while (performance.now() - lastArrival < 20) await new Promise((resolve) => setTimeout(resolve, 5));
+  const seconds = (lastArrival - started) / 1000;
+  sender.close();
+  receiver.close();
+  return received / 1e6 / seconds;
+}
+
+/** AES-128-GCM seal + open of 1200-byte records: the cryptographic ceiling of a DTLS record layer in Node. */
+export function aesGcmLimit(total: number): number {
+  const key = randomBytes(16);
+  const record = randomBytes(1200);
+  const iv = randomBytes(12);
+  const started = performance.now();
+  for (let done = 0; done < total; done += 1200) {
+    iv.writeUInt32BE(done >>> 0, 8);
+    const cipher = createCipheriv("aes-128-gcm", key, iv);
+    const sealed = Buffer.concat([cipher.update(record), cipher.final()]);
+    const tag = cipher.getAuthTag();
+    const decipher = createDecipheriv("aes-128-gcm", key, iv);
+    decipher.setAuthTag(tag);
+    decipher.update(sealed);
+    decipher.final();
+  }
+  return total / 1e6 / ((performance.now() - started) / 1000);
+}
