@@ -1,8 +1,6 @@
 import dgram from "node:dgram";
 import dns from "node:dns";
-import assert from "node:assert/strict";
 import { isIP } from "node:net";
-import { after, before } from "node:test";
 
 /**
  * Records every UDP destination and every DNS lookup made while installed, so a test can assert that nothing
@@ -53,17 +51,4 @@ export function installNetworkGuard(): NetworkGuard {
       dns.promises.lookup = originalPromisesLookup;
     },
   };
-}
-
-/** Guards the whole test file: installed before its first test, checked (nothing beyond loopback) after its last. */
-export function guardNetworkForThisFile(): void {
-  let guard: NetworkGuard | undefined;
-  before(() => {
-    guard = installNetworkGuard();
-  });
-  after(() => {
-    guard?.uninstall();
-    assert.deepEqual(guard?.violations, [], "no traffic or DNS lookup beyond loopback");
-    assert.ok((guard?.udpSends ?? 0) > 0, "the guard saw the file's traffic");
-  });
 }

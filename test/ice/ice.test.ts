@@ -5,7 +5,7 @@ import { Message, classes, methods } from "werift";
 import { isPeerwireError } from "../../src/errors.js";
 import { IceAgent, parseIceServers, type IceTransport } from "../../src/ice/index.js";
 import { parseCandidate } from "../../src/description/index.js";
-import { guardNetworkForThisFile } from "../helpers/network-guard.js";
+import { guardNetworkForThisFile } from "../helpers/guard-file.js";
 
 guardNetworkForThisFile();
 

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { describe, test } from "node:test";
 import { connect, descriptionFromToken, descriptionToToken, isPeerwireError, type Description, type Identity, type Stream } from "../../src/index.js";
-import { guardNetworkForThisFile } from "../helpers/network-guard.js";
+import { guardNetworkForThisFile } from "../helpers/guard-file.js";
 import { connectedPair, inProcessExchange, testIdentities } from "../helpers/pairs.js";
 
 guardNetworkForThisFile();

@@ -18,7 +18,7 @@ import {
 } from "../../src/signaling/index.js";
 import { frameBytes } from "../../src/signaling/protocol.js";
 import { packValue } from "../../src/wire/msgpack.js";
-import { guardNetworkForThisFile } from "../helpers/network-guard.js";
+import { guardNetworkForThisFile } from "../helpers/guard-file.js";
 import { testIdentities } from "../helpers/pairs.js";
 
 guardNetworkForThisFile();
