@@ -8,7 +8,7 @@ import { cpus, freemem, loadavg, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { installNetworkGuard } from "../test/helpers/network-guard.js";
 import { summarize, type Summary } from "./stats.js";
-import { aesGcmLimit, closeShared, peerwire, udpLimit, weriftPeerConnection, type BenchSystem } from "./systems.js";
+import { aesGcmLimit, closeShared, nodeDataChannel, peerwire, udpLimit, weriftPeerConnection, type BenchSystem } from "./systems.js";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean", default: false }, out: { type: "string", default: "bench/results" } } });
 const MiB = 1024 * 1024;
@@ -27,11 +27,9 @@ interface Sample {
   at: string;
 }
 
-const systems: BenchSystem[] = [peerwire, weriftPeerConnection];
+const candidates: BenchSystem[] = [peerwire, weriftPeerConnection, nodeDataChannel];
 const samples: Sample[] = [];
-const unavailable: Record<string, string> = {
-  "node-datachannel": "not measured yet: the optional native dependency is added in the next bench step",
-};
+const unavailable: Record<string, string> = {};
 
 function record(system: string, scenario: string, value: number, unit: string): void {
   samples.push({ system, scenario, value, unit, load1: loadavg()[0]!, rssMiB: process.memoryUsage().rss / MiB, at: new Date().toISOString() });
@@ -64,16 +62,22 @@ async function versions(): Promise<Record<string, string>> {
   };
 }
 
-function table(summaries: Record<string, Record<string, Summary>>, reference: string): string {
+/** Markdown table; each median also as a ratio to each reference system (a ratio > 1 means larger). */
+function table(summaries: Record<string, Record<string, Summary>>, references: string[]): string {
   const scenarios = [...new Set(Object.values(summaries).flatMap((s) => Object.keys(s)))];
-  const lines = ["| scenario | system | median | p99 | IQR | n | vs " + reference + " |", "|---|---|---|---|---|---|---|"];
+  const lines = [
+    `| scenario | system | median | p99 | IQR | n | ${references.map((r) => `vs ${r}`).join(" | ")} |`,
+    `|---|---|---|---|---|---|${references.map(() => "---|").join("")}`,
+  ];
   for (const scenario of scenarios) {
     for (const [system, byScenario] of Object.entries(summaries)) {
       const s = byScenario[scenario];
       if (s === undefined) continue;
-      const ref = summaries[reference]?.[scenario];
-      const ratio = ref === undefined || system === reference ? "—" : `${(s.median / ref.median).toFixed(2)}×`;
-      lines.push(`| ${scenario} | ${system} | ${s.median.toFixed(2)} ${s.unit} | ${s.p99.toFixed(2)} | ${s.iqr.toFixed(2)} | ${s.n} | ${ratio} |`);
+      const ratios = references.map((reference) => {
+        const ref = summaries[reference]?.[scenario];
+        return ref === undefined || system === reference ? "—" : `${(s.median / ref.median).toFixed(2)}×`;
+      });
+      lines.push(`| ${scenario} | ${system} | ${s.median.toFixed(2)} ${s.unit} | ${s.p99.toFixed(2)} | ${s.iqr.toFixed(2)} | ${s.n} | ${ratios.join(" | ")} |`);
     }
   }
   for (const [system, reason] of Object.entries(unavailable)) lines.push(`| all | ${system} | — | — | — | 0 | ${reason} |`);
@@ -82,9 +86,16 @@ function table(summaries: Record<string, Record<string, Summary>>, reference: st
 
 async function main(): Promise<void> {
   const guard = installNetworkGuard();
+  const systems: BenchSystem[] = [];
+  for (const system of candidates) {
+    const reason = await system.unavailable();
+    if (reason === undefined) systems.push(system);
+    else unavailable[system.name] = reason;
+  }
   const started = new Date();
   const loadAtStart = loadavg();
   for (let repetition = 0; repetition < config.repetitions; repetition++) {
+    // A B C, then C B A, …: no system always runs right after the same other one.
     const order = repetition % 2 === 0 ? systems : [...systems].reverse();
     for (const system of order) await measure(system, repetition);
     process.stderr.write(`\r  repetition ${repetition + 1}/${config.repetitions}`);
@@ -101,7 +112,7 @@ async function main(): Promise<void> {
     const group = samples.filter((s) => s.system === sample.system && s.scenario === sample.scenario);
     summaries[sample.system]![sample.scenario] ??= summarize(group.map((s) => s.value), sample.unit);
   }
-  const reference = weriftPeerConnection.name;
+  const references = [nodeDataChannel.name, weriftPeerConnection.name];
   const result = {
     date: started.toISOString(),
     quick: values.quick,
@@ -118,12 +129,15 @@ async function main(): Promise<void> {
   await writeFile(file, JSON.stringify(result, null, 2));
   console.log(`\npeerwire bench — ${result.machine.cpus} × ${result.machine.model}, load ${loadAtStart.map((l) => l.toFixed(2)).join(" ")} → ${result.machine.loadAtEnd.map((l) => l.toFixed(2)).join(" ")}`);
   console.log(`${config.repetitions} interleaved repetitions, fresh connection per measurement, loopback only\n`);
-  console.log(table(summaries, reference));
+  console.log(table(summaries, references));
   console.log(`\npractical limits: ${Object.entries(limits).map(([k, v]) => `${k} ${v.toFixed(1)} MB/s`).join("; ")}`);
   console.log(`\nall samples: ${file}`);
 }
 
-main().catch((error: unknown) => {
-  console.error("bench failed:", error);
-  process.exitCode = 1;
-});
+main().then(
+  () => process.exit(0), // see closeShared: libdatachannel's threads would keep the process alive
+  (error: unknown) => {
+    console.error("bench failed:", error);
+    process.exit(1);
+  },
+);

@@ -195,7 +195,110 @@ export const weriftPeerConnection: BenchSystem = {
   },
 };
 
-/** Closes what the systems share across runs (the STUN responder). */
+// ── node-datachannel (libdatachannel, native; optional dependency) ───────────────────────────────────────
+type NodeDataChannel = typeof import("node-datachannel");
+type NativeChannel = InstanceType<NodeDataChannel["PeerConnection"]> extends { createDataChannel(...a: never[]): infer C } ? C : never;
+let native: Promise<NodeDataChannel | undefined> | undefined;
+const loadNative = () => (native ??= import("node-datachannel").then((m) => (m.default ?? m) as NodeDataChannel, () => undefined));
+
+/** Bound to 127.0.0.1; candidates are also filtered to loopback (its native sockets are invisible to the guard). */
+export const nodeDataChannel: BenchSystem = {
+  name: "node-datachannel",
+  unavailable: async () => ((await loadNative()) === undefined ? "not installed (optional native dependency)" : undefined),
+  async connect() {
+    const ndc = (await loadNative())!;
+    const config = { iceServers: [], bindAddress: "127.0.0.1", maxMessageSize: 256 * 1024 };
+    const started = performance.now();
+    const a = new ndc.PeerConnection("bench-a", config);
+    const b = new ndc.PeerConnection("bench-b", config);
+    const loopback = (candidate: string) => / 127\.\d+\.\d+\.\d+ /.test(candidate);
+    // libdatachannel aborts the process on a candidate that arrives before the remote description: queue them.
+    const signalTo = (peer: InstanceType<NodeDataChannel["PeerConnection"]>) => {
+      let described = false;
+      const queued: Array<[string, string]> = [];
+      return {
+        description(sdp: string, type: Parameters<typeof peer.setRemoteDescription>[1]) {
+          peer.setRemoteDescription(sdp, type);
+          described = true;
+          for (const [candidate, mid] of queued.splice(0)) peer.addRemoteCandidate(candidate, mid);
+        },
+        candidate(candidate: string, mid: string) {
+          if (!loopback(candidate)) return;
+          if (described) peer.addRemoteCandidate(candidate, mid);
+          else queued.push([candidate, mid]);
+        },
+      };
+    };
+    const toA = signalTo(a);
+    const toB = signalTo(b);
+    a.onLocalDescription((sdp, type) => toB.description(sdp, type));
+    b.onLocalDescription((sdp, type) => toA.description(sdp, type));
+    a.onLocalCandidate((candidate, mid) => toB.candidate(candidate, mid));
+    b.onLocalCandidate((candidate, mid) => toA.candidate(candidate, mid));
+    const accepted = new Map<string, (channel: NativeChannel) => void>();
+    b.onDataChannel((channel) => accepted.get(channel.getLabel())?.(channel as NativeChannel));
+    const openPair = async (label: string): Promise<[NativeChannel, NativeChannel]> => {
+      const peer = new Promise<NativeChannel>((resolve) => accepted.set(label, resolve));
+      const channel = a.createDataChannel(label) as NativeChannel;
+      if (!channel.isOpen()) await new Promise<void>((resolve) => channel.onOpen(resolve));
+      return [channel, await peer];
+    };
+    const [probe] = await openPair("probe");
+    const connectMs = performance.now() - started;
+    probe.close();
+    let counter = 0;
+    return {
+      connectMs,
+      async throughput(total, messageBytes, channels) {
+        const pairs = await Promise.all(Array.from({ length: channels }, () => openPair(`t${counter++}`)));
+        const started = performance.now();
+        await Promise.all(
+          pairs.map(async ([channel, peer]) => {
+            let received = 0;
+            const done = new Promise<void>((resolve) => peer.onMessage((m) => (received += (m as Buffer).length) >= total / channels && resolve()));
+            channel.setBufferedAmountLowThreshold(256 * 1024);
+            await pump(async (m) => {
+              while (channel.bufferedAmount() > 1024 * 1024) {
+                await Promise.race([new Promise<void>((resolve) => channel.onBufferedAmountLow(resolve)), new Promise((resolve) => setTimeout(resolve, 20))]);
+              }
+              channel.sendMessageBinary(m);
+            }, total / channels, messageBytes);
+            await done;
+            channel.close();
+          }),
+        );
+        return total / 1e6 / ((performance.now() - started) / 1000);
+      },
+      async roundTrips(count) {
+        const [channel, peer] = await openPair(`r${counter++}`);
+        peer.onMessage((m) => peer.sendMessageBinary(m as Buffer));
+        let answered: () => void = () => undefined;
+        channel.onMessage(() => answered());
+        const times: number[] = [];
+        const ping = Buffer.alloc(PING);
+        for (let i = 0; i < count; i++) {
+          const started = performance.now();
+          const back = new Promise<void>((resolve) => (answered = resolve));
+          channel.sendMessageBinary(ping);
+          await back;
+          times.push(performance.now() - started);
+        }
+        channel.close();
+        return times;
+      },
+      async close() {
+        a.close();
+        b.close();
+      },
+    };
+  },
+};
+
+/**
+ * Closes what the systems share across runs (the STUN responder). libdatachannel's own cleanup() crashed
+ * (SIGSEGV) after a full run's hundred connections, so its threads are left to the process exit: the bench
+ * ends with an explicit exit once everything is written.
+ */
 export async function closeShared(): Promise<void> {
   if (stun !== undefined) await (await stun).close();
   stun = undefined;
