@@ -7,6 +7,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, freemem, loadavg, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { installNetworkGuard } from "../test/helpers/network-guard.js";
+import { renderChart } from "./chart.js";
 import { summarize, type Summary } from "./stats.js";
 import { aesGcmLimit, closeShared, nodeDataChannel, peerwire, udpLimit, weriftPeerConnection, type BenchSystem } from "./systems.js";
 
@@ -127,11 +128,13 @@ async function main(): Promise<void> {
   await mkdir(values.out!, { recursive: true });
   const file = `${values.out}/${started.toISOString().replace(/[:.]/g, "-")}${values.quick ? "-quick" : ""}.json`;
   await writeFile(file, JSON.stringify(result, null, 2));
+  const chart = file.replace(/\.json$/, ".svg");
+  await writeFile(chart, renderChart(summaries, ["connect", "throughput, 1 stream", "throughput, 4 streams", "round trip"], `peerwire bench${values.quick ? " (quick)" : ""} — loopback, ${result.machine.cpus} cores`, result.date));
   console.log(`\npeerwire bench — ${result.machine.cpus} × ${result.machine.model}, load ${loadAtStart.map((l) => l.toFixed(2)).join(" ")} → ${result.machine.loadAtEnd.map((l) => l.toFixed(2)).join(" ")}`);
   console.log(`${config.repetitions} interleaved repetitions, fresh connection per measurement, loopback only\n`);
   console.log(table(summaries, references));
   console.log(`\npractical limits: ${Object.entries(limits).map(([k, v]) => `${k} ${v.toFixed(1)} MB/s`).join("; ")}`);
-  console.log(`\nall samples: ${file}`);
+  console.log(`\nall samples: ${file}\nchart: ${chart}`);
 }
 
 main().then(
