@@ -35,6 +35,57 @@ async function pump(send: (message: Buffer) => Promise<void>, total: number, mes
   for (let sent = 0; sent < total; sent += messageBytes) await send(message);
 }
 
+/** A WebRTC-style data channel, reduced to what the measurements need. */
+interface MessageChannel {
+  send(message: Buffer): void;
+  bufferedAmount(): number;
+  /** Resolves when the send buffer drained below its low mark. */
+  bufferedAmountLow(): Promise<void>;
+  onMessage(handler: (message: Buffer) => void): void;
+  close(): void;
+}
+
+/**
+ * Throughput over data channels: each pair carries total/pairs bytes at once. Sending waits while more than
+ * `maxBuffered` is queued, re-checking every 20 ms as well (werift's low-buffer event does not always fire).
+ */
+async function channelThroughput(pairs: Array<[MessageChannel, MessageChannel]>, total: number, messageBytes: number, maxBuffered: number): Promise<number> {
+  const started = performance.now();
+  await Promise.all(
+    pairs.map(async ([channel, peer]) => {
+      let received = 0;
+      const done = new Promise<void>((resolve) => peer.onMessage((m) => (received += m.length) >= total / pairs.length && resolve()));
+      await pump(async (m) => {
+        while (channel.bufferedAmount() > maxBuffered) {
+          await Promise.race([channel.bufferedAmountLow(), new Promise((resolve) => setTimeout(resolve, 20))]);
+        }
+        channel.send(m);
+      }, total / pairs.length, messageBytes);
+      await done;
+      channel.close();
+    }),
+  );
+  return total / 1e6 / ((performance.now() - started) / 1000);
+}
+
+/** Sequential 32-byte ping-pongs over a data channel pair. */
+async function channelRoundTrips([channel, peer]: [MessageChannel, MessageChannel], count: number): Promise<number[]> {
+  peer.onMessage((m) => peer.send(m));
+  let answered: () => void = () => undefined;
+  channel.onMessage(() => answered());
+  const times: number[] = [];
+  const ping = Buffer.alloc(PING);
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    const back = new Promise<void>((resolve) => (answered = resolve));
+    channel.send(ping);
+    await back;
+    times.push(performance.now() - started);
+  }
+  channel.close();
+  return times;
+}
+
 // ── peerwire ─────────────────────────────────────────────────────────────────────────────────────────────
 let identities: Promise<[Identity, Identity]> | undefined;
 
@@ -133,61 +184,38 @@ export const weriftPeerConnection: BenchSystem = {
     const offerer = new RTCPeerConnection(config as ConstructorParameters<typeof RTCPeerConnection>[0]);
     const answerer = new RTCPeerConnection(config as ConstructorParameters<typeof RTCPeerConnection>[0]);
     const probe = offerer.createDataChannel("probe");
-    const answererChannels: RTCDataChannel[] = [];
-    answerer.onDataChannel.subscribe((channel) => answererChannels.push(channel));
     await offerer.setLocalDescription(await offerer.createOffer());
     await answerer.setRemoteDescription(offerer.localDescription!);
     await answerer.setLocalDescription(await answerer.createAnswer());
     await offerer.setRemoteDescription(answerer.localDescription!);
     if (probe.readyState !== "open") await probe.stateChanged.watch((state) => state === "open");
     const connectMs = performance.now() - started;
-    const openPair = async (label: string): Promise<[RTCDataChannel, RTCDataChannel]> => {
+    const adapt = (channel: RTCDataChannel): MessageChannel => {
+      // A short queue, as for peerwire: werift-sctp slows down as its queue grows.
+      channel.bufferedAmountLowThreshold = 64 * 1024;
+      return {
+        send: (m) => channel.send(m),
+        bufferedAmount: () => channel.bufferedAmount,
+        bufferedAmountLow: () => channel.bufferedAmountLow.asPromise().then(() => undefined),
+        onMessage: (handler) => void channel.onMessage.subscribe((m) => handler(m as Buffer)),
+        close: () => channel.close(),
+      };
+    };
+    const openPair = async (label: string): Promise<[MessageChannel, MessageChannel]> => {
       const accepted = answerer.onDataChannel.watch((c) => c.label === label);
       const channel = offerer.createDataChannel(label);
       const [peer] = await accepted;
       if (channel.readyState !== "open") await channel.stateChanged.watch((state) => state === "open");
-      return [channel, peer];
+      return [adapt(channel), adapt(peer)];
     };
     let counter = 0;
     return {
       connectMs,
       async throughput(total, messageBytes, channels) {
         const pairs = await Promise.all(Array.from({ length: channels }, () => openPair(`t${counter++}`)));
-        const started = performance.now();
-        await Promise.all(
-          pairs.map(async ([channel, peer]) => {
-            let received = 0;
-            const done = new Promise<void>((resolve) => peer.onMessage.subscribe((m) => (received += (m as Buffer).length) >= total / channels && resolve()));
-            // A short queue, as for peerwire: werift-sctp slows down as its queue grows.
-            channel.bufferedAmountLowThreshold = 64 * 1024;
-            // werift's bufferedAmountLow does not always fire with several channels: re-check every 20 ms too.
-            await pump(async (m) => {
-              while (channel.bufferedAmount > 128 * 1024) {
-                await Promise.race([channel.bufferedAmountLow.asPromise(), new Promise((resolve) => setTimeout(resolve, 20))]);
-              }
-              channel.send(m);
-            }, total / channels, messageBytes);
-            await done;
-            channel.close();
-          }),
-        );
-        return total / 1e6 / ((performance.now() - started) / 1000);
+        return channelThroughput(pairs, total, messageBytes, 128 * 1024);
       },
-      async roundTrips(count) {
-        const [channel, peer] = await openPair(`r${counter++}`);
-        peer.onMessage.subscribe((m) => peer.send(m as Buffer));
-        const times: number[] = [];
-        const ping = Buffer.alloc(PING);
-        for (let i = 0; i < count; i++) {
-          const started = performance.now();
-          const back = channel.onMessage.asPromise();
-          channel.send(ping);
-          await back;
-          times.push(performance.now() - started);
-        }
-        channel.close();
-        return times;
-      },
+      roundTrips: async (count) => channelRoundTrips(await openPair(`r${counter++}`), count),
       async close() {
         await Promise.all([offerer.close(), answerer.close()]);
       },
@@ -235,13 +263,23 @@ export const nodeDataChannel: BenchSystem = {
     b.onLocalDescription((sdp, type) => toA.description(sdp, type));
     a.onLocalCandidate((candidate, mid) => toB.candidate(candidate, mid));
     b.onLocalCandidate((candidate, mid) => toA.candidate(candidate, mid));
+    const adapt = (channel: NativeChannel): MessageChannel => {
+      channel.setBufferedAmountLowThreshold(256 * 1024);
+      return {
+        send: (m) => void channel.sendMessageBinary(m),
+        bufferedAmount: () => channel.bufferedAmount(),
+        bufferedAmountLow: () => new Promise<void>((resolve) => channel.onBufferedAmountLow(resolve)),
+        onMessage: (handler) => channel.onMessage((m) => handler(m as Buffer)),
+        close: () => channel.close(),
+      };
+    };
     const accepted = new Map<string, (channel: NativeChannel) => void>();
     b.onDataChannel((channel) => accepted.get(channel.getLabel())?.(channel as NativeChannel));
-    const openPair = async (label: string): Promise<[NativeChannel, NativeChannel]> => {
+    const openPair = async (label: string): Promise<[MessageChannel, MessageChannel]> => {
       const peer = new Promise<NativeChannel>((resolve) => accepted.set(label, resolve));
       const channel = a.createDataChannel(label) as NativeChannel;
       if (!channel.isOpen()) await new Promise<void>((resolve) => channel.onOpen(resolve));
-      return [channel, await peer];
+      return [adapt(channel), adapt(await peer)];
     };
     const [probe] = await openPair("probe");
     const connectMs = performance.now() - started;
@@ -251,41 +289,9 @@ export const nodeDataChannel: BenchSystem = {
       connectMs,
       async throughput(total, messageBytes, channels) {
         const pairs = await Promise.all(Array.from({ length: channels }, () => openPair(`t${counter++}`)));
-        const started = performance.now();
-        await Promise.all(
-          pairs.map(async ([channel, peer]) => {
-            let received = 0;
-            const done = new Promise<void>((resolve) => peer.onMessage((m) => (received += (m as Buffer).length) >= total / channels && resolve()));
-            channel.setBufferedAmountLowThreshold(256 * 1024);
-            await pump(async (m) => {
-              while (channel.bufferedAmount() > 1024 * 1024) {
-                await Promise.race([new Promise<void>((resolve) => channel.onBufferedAmountLow(resolve)), new Promise((resolve) => setTimeout(resolve, 20))]);
-              }
-              channel.sendMessageBinary(m);
-            }, total / channels, messageBytes);
-            await done;
-            channel.close();
-          }),
-        );
-        return total / 1e6 / ((performance.now() - started) / 1000);
+        return channelThroughput(pairs, total, messageBytes, 1024 * 1024);
       },
-      async roundTrips(count) {
-        const [channel, peer] = await openPair(`r${counter++}`);
-        peer.onMessage((m) => peer.sendMessageBinary(m as Buffer));
-        let answered: () => void = () => undefined;
-        channel.onMessage(() => answered());
-        const times: number[] = [];
-        const ping = Buffer.alloc(PING);
-        for (let i = 0; i < count; i++) {
-          const started = performance.now();
-          const back = new Promise<void>((resolve) => (answered = resolve));
-          channel.sendMessageBinary(ping);
-          await back;
-          times.push(performance.now() - started);
-        }
-        channel.close();
-        return times;
-      },
+      roundTrips: async (count) => channelRoundTrips(await openPair(`r${counter++}`), count),
       async close() {
         a.close();
         b.close();
