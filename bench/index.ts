@@ -9,13 +9,13 @@ import { parseArgs } from "node:util";
 import { installNetworkGuard } from "../test/helpers/network-guard.js";
 import { renderChart } from "./chart.js";
 import { summarize, type Summary } from "./stats.js";
-import { aesGcmLimit, closeShared, nodeDataChannel, peerwire, udpLimit, weriftPeerConnection, type BenchSystem } from "./systems.js";
+import { aesGcmLimit, closeShared, nodeDataChannel, peerwire, peerwireLossyThroughput, udpLimit, weriftPeerConnection, type BenchSystem } from "./systems.js";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean", default: false }, out: { type: "string", default: "bench/results" } } });
 const MiB = 1024 * 1024;
 const config = values.quick
-  ? { repetitions: 5, throughputBytes: 16 * MiB, roundTrips: 100, limitBytes: 16 * MiB }
-  : { repetitions: 20, throughputBytes: 64 * MiB, roundTrips: 500, limitBytes: 64 * MiB };
+  ? { repetitions: 5, throughputBytes: 16 * MiB, roundTrips: 100, limitBytes: 16 * MiB, scaling: [1, 10], lossyBytes: 4 * MiB, lossyRepetitions: 2 }
+  : { repetitions: 20, throughputBytes: 64 * MiB, roundTrips: 500, limitBytes: 64 * MiB, scaling: [1, 10, 50], lossyBytes: 16 * MiB, lossyRepetitions: 5 };
 const MESSAGE = 16 * 1024;
 
 interface Sample {
@@ -39,7 +39,19 @@ function record(system: string, scenario: string, value: number, unit: string): 
 async function measure(system: BenchSystem, repetition: number): Promise<void> {
   // Connect time on every connection; each measurement on a connection of its own.
   const scenarios: Array<[string, string, (pair: Awaited<ReturnType<BenchSystem["connect"]>>) => Promise<number | number[]>]> = [
-    ["throughput, 1 stream", "MB/s", (pair) => pair.throughput(config.throughputBytes, MESSAGE, 1)],
+    [
+      "throughput, 1 stream",
+      "MB/s",
+      async (pair) => {
+        // CPU for both ends (one process) per MB moved, and the process RSS right after.
+        const cpu = process.cpuUsage();
+        const rate = await pair.throughput(config.throughputBytes, MESSAGE, 1);
+        const used = process.cpuUsage(cpu);
+        record(system.name, "CPU per MB (both ends)", (used.user + used.system) / 1000 / (config.throughputBytes / 1e6), "ms/MB");
+        record(system.name, "RSS after a transfer", process.memoryUsage().rss / MiB, "MiB");
+        return rate;
+      },
+    ],
     ["throughput, 4 streams", "MB/s", (pair) => pair.throughput(config.throughputBytes, MESSAGE, 4)],
     ["round trip", "ms", (pair) => pair.roundTrips(repetition === 0 ? config.roundTrips : Math.ceil(config.roundTrips / 5))],
   ];
@@ -51,6 +63,22 @@ async function measure(system: BenchSystem, repetition: number): Promise<void> {
     for (const value of Array.isArray(result) ? result : [result]) record(system.name, scenario, value, unit);
     await pair.close();
   }
+}
+
+/**
+ * n connections set up at once (both ends in this process): connections per second, and memory growth per
+ * connection while they are open — RSS (includes native memory) and JS heap + external buffers.
+ */
+async function scaling(system: BenchSystem, n: number): Promise<void> {
+  const before = process.memoryUsage();
+  const started = performance.now();
+  const pairs = await Promise.all(Array.from({ length: n }, () => system.connect()));
+  const seconds = (performance.now() - started) / 1000;
+  const after = process.memoryUsage();
+  record(system.name, `setup rate, ${n} at once`, n / seconds, "conn/s");
+  record(system.name, `RSS per connection, ${n} open`, (after.rss - before.rss) / MiB / n, "MiB");
+  record(system.name, `JS heap+external per connection, ${n} open`, (after.heapUsed + after.external - before.heapUsed - before.external) / MiB / n, "MiB");
+  await Promise.all(pairs.map((pair) => pair.close()));
 }
 
 async function versions(): Promise<Record<string, string>> {
@@ -76,7 +104,7 @@ function table(summaries: Record<string, Record<string, Summary>>, references: s
       if (s === undefined) continue;
       const ratios = references.map((reference) => {
         const ref = summaries[reference]?.[scenario];
-        return ref === undefined || system === reference ? "—" : `${(s.median / ref.median).toFixed(2)}×`;
+        return ref === undefined || system === reference || !(ref.median > 0) || !(s.median > 0) ? "—" : `${(s.median / ref.median).toFixed(2)}×`;
       });
       lines.push(`| ${scenario} | ${system} | ${s.median.toFixed(2)} ${s.unit} | ${s.p99.toFixed(2)} | ${s.iqr.toFixed(2)} | ${s.n} | ${ratios.join(" | ")} |`);
     }
@@ -95,6 +123,10 @@ async function main(): Promise<void> {
   }
   const started = new Date();
   const loadAtStart = loadavg();
+  // Scaling first, while the process is small: memory growth is then visible in RSS.
+  for (const n of config.scaling) {
+    for (const system of systems) await scaling(system, n);
+  }
   for (let repetition = 0; repetition < config.repetitions; repetition++) {
     // A B C, then C B A, …: no system always runs right after the same other one.
     const order = repetition % 2 === 0 ? systems : [...systems].reverse();
@@ -102,6 +134,11 @@ async function main(): Promise<void> {
     process.stderr.write(`\r  repetition ${repetition + 1}/${config.repetitions}`);
   }
   process.stderr.write("\n");
+  for (let r = 0; r < config.lossyRepetitions; r++) {
+    for (const loss of [0.01, 0.05]) {
+      record("peerwire (memory pair)", `throughput, ${loss * 100}% loss`, await peerwireLossyThroughput(config.lossyBytes, MESSAGE, loss, r + 1), "MB/s");
+    }
+  }
   const limits = { "raw node:dgram, 1200-byte datagrams": await udpLimit(config.limitBytes), "AES-128-GCM seal+open, 1200-byte records": aesGcmLimit(config.limitBytes) };
   await closeShared();
   guard.uninstall();

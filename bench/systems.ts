@@ -7,7 +7,10 @@ import { createSocket } from "node:dgram";
 import { once } from "node:events";
 import { RTCPeerConnection, type RTCDataChannel } from "werift";
 import { connect, exchangePair, Identity, type Connection, type Stream } from "../src/index.js";
+import { connectDtls, anyPeer } from "../src/dtls/index.js";
+import { Association } from "../src/sctp/index.js";
 import { StunResponder } from "../src/signaling/index.js";
+import { createMemoryPair } from "../src/transport/index.js";
 
 export interface ConnectedPair {
   /** Connect time in ms, and per phase where the system reports phases. */
@@ -364,4 +367,34 @@ export function aesGcmLimit(total: number): number {
     decipher.final();
   }
   return total / 1e6 / ((performance.now() - started) / 1000);
+}
+
+/**
+ * peerwire's DTLS + SCTP over the seeded memory pair with `loss`: throughput when datagrams go missing (ICE is
+ * not involved; the memory pair stands in for the network).
+ */
+export async function peerwireLossyThroughput(total: number, messageBytes: number, loss: number, seed: number): Promise<number> {
+  identities ??= Promise.all([Identity.generate(), Identity.generate()]);
+  const [alice, bob] = await identities;
+  const [x, y] = createMemoryPair({ loss, seed });
+  const [dx, dy] = await Promise.all([
+    connectDtls(x, { role: "client", identity: alice, verifyPeer: anyPeer(), timeoutMs: 30_000 }),
+    connectDtls(y, { role: "server", identity: bob, verifyPeer: anyPeer(), timeoutMs: 30_000 }),
+  ]);
+  const [a, b] = await Promise.all([Association.connect(dx, { role: "client" }), Association.connect(dy, { role: "server" })]);
+  const accepted = once(b, "stream") as Promise<[Stream]>;
+  const stream = await a.openStream();
+  const [peer] = await accepted;
+  let received = 0;
+  const done = new Promise<void>((resolve) => peer.on("data", (m: Buffer) => (received += m.length) >= total && resolve()));
+  const started = performance.now();
+  await pump(async (m) => {
+    if (!stream.write(m)) await once(stream, "drain");
+  }, total, messageBytes);
+  await done;
+  const rate = total / 1e6 / ((performance.now() - started) / 1000);
+  stream.end();
+  peer.end();
+  await Promise.all([a.close(), b.close()]);
+  return rate;
 }
