@@ -31,6 +31,27 @@ interface Sample {
 const candidates: BenchSystem[] = [peerwire, weriftPeerConnection, nodeDataChannel];
 const samples: Sample[] = [];
 const unavailable: Record<string, string> = {};
+/** Measurements that did not finish within MEASUREMENT_TIMEOUT_MS, by "system / scenario". */
+const failures: Record<string, number> = {};
+const MEASUREMENT_TIMEOUT_MS = 120_000;
+
+/**
+ * Runs one measurement with a deadline; a timeout is counted as a failure and the run goes on. What the stuck
+ * measurement holds (sockets, a native peer connection) stays open until the bench exits.
+ */
+async function bounded(system: string, scenario: string, work: () => Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), MEASUREMENT_TIMEOUT_MS);
+  });
+  const outcome = await Promise.race([work().then(() => "done" as const, () => "error" as const), deadline]);
+  clearTimeout(timer);
+  if (outcome !== "done") {
+    const key = `${system} / ${scenario}`;
+    failures[key] = (failures[key] ?? 0) + 1;
+    process.stderr.write(`\n  ${key}: ${outcome === "timeout" ? `no result within ${MEASUREMENT_TIMEOUT_MS / 1000} s` : "failed"}\n`);
+  }
+}
 
 function record(system: string, scenario: string, value: number, unit: string): void {
   samples.push({ system, scenario, value, unit, load1: loadavg()[0]!, rssMiB: process.memoryUsage().rss / MiB, at: new Date().toISOString() });
@@ -56,12 +77,18 @@ async function measure(system: BenchSystem, repetition: number): Promise<void> {
     ["round trip", "ms", (pair) => pair.roundTrips(repetition === 0 ? config.roundTrips : Math.ceil(config.roundTrips / 5))],
   ];
   for (const [scenario, unit, run] of scenarios) {
-    const pair = await system.connect();
-    record(system.name, "connect", pair.connectMs, "ms");
-    for (const [phase, ms] of Object.entries(pair.phases ?? {})) record(system.name, `connect: ${phase}`, ms, "ms");
-    const result = await run(pair);
-    for (const value of Array.isArray(result) ? result : [result]) record(system.name, scenario, value, unit);
-    await pair.close();
+    // A stuck peer (a channel that never opens, an event that never fires) costs one failure, not the run.
+    await bounded(system.name, scenario, async () => {
+      const pair = await system.connect();
+      record(system.name, "connect", pair.connectMs, "ms");
+      for (const [phase, ms] of Object.entries(pair.phases ?? {})) record(system.name, `connect: ${phase}`, ms, "ms");
+      try {
+        const result = await run(pair);
+        for (const value of Array.isArray(result) ? result : [result]) record(system.name, scenario, value, unit);
+      } finally {
+        await pair.close();
+      }
+    });
   }
 }
 
@@ -125,7 +152,7 @@ async function main(): Promise<void> {
   const loadAtStart = loadavg();
   // Scaling first, while the process is small: memory growth is then visible in RSS.
   for (const n of config.scaling) {
-    for (const system of systems) await scaling(system, n);
+    for (const system of systems) await bounded(system.name, `${n} at once`, () => scaling(system, n));
   }
   for (let repetition = 0; repetition < config.repetitions; repetition++) {
     // A B C, then C B A, …: no system always runs right after the same other one.
@@ -136,7 +163,10 @@ async function main(): Promise<void> {
   process.stderr.write("\n");
   for (let r = 0; r < config.lossyRepetitions; r++) {
     for (const loss of [0.01, 0.05]) {
-      record("peerwire (memory pair)", `throughput, ${loss * 100}% loss`, await peerwireLossyThroughput(config.lossyBytes, MESSAGE, loss, r + 1), "MB/s");
+      const scenario = `throughput, ${loss * 100}% loss`;
+      await bounded("peerwire (memory pair)", scenario, async () => {
+        record("peerwire (memory pair)", scenario, await peerwireLossyThroughput(config.lossyBytes, MESSAGE, loss, r + 1), "MB/s");
+      });
     }
   }
   const limits = { "raw node:dgram, 1200-byte datagrams": await udpLimit(config.limitBytes), "AES-128-GCM seal+open, 1200-byte records": aesGcmLimit(config.limitBytes) };
@@ -158,6 +188,7 @@ async function main(): Promise<void> {
     machine: { cpus: cpus().length, model: cpus()[0]?.model, totalMemMiB: totalmem() / MiB, freeMemMiB: freemem() / MiB, loadAtStart, loadAtEnd: loadavg(), platform: process.platform },
     versions: await versions(),
     unavailable,
+    failures,
     limitsMBps: limits,
     summaries,
     samples,
@@ -170,6 +201,8 @@ async function main(): Promise<void> {
   console.log(`\npeerwire bench — ${result.machine.cpus} × ${result.machine.model}, load ${loadAtStart.map((l) => l.toFixed(2)).join(" ")} → ${result.machine.loadAtEnd.map((l) => l.toFixed(2)).join(" ")}`);
   console.log(`${config.repetitions} interleaved repetitions, fresh connection per measurement, loopback only\n`);
   console.log(table(summaries, references));
+  const failed = Object.entries(failures);
+  console.log(`\nmeasurements without a result (timeout ${MEASUREMENT_TIMEOUT_MS / 1000} s or error): ${failed.length === 0 ? "none" : failed.map(([k, n]) => `${k} ×${n}`).join("; ")}`);
   console.log(`\npractical limits: ${Object.entries(limits).map(([k, v]) => `${k} ${v.toFixed(1)} MB/s`).join("; ")}`);
   console.log(`\nall samples: ${file}\nchart: ${chart}`);
 }
