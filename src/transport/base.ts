@@ -11,11 +11,15 @@ export abstract class BaseDatagramTransport implements DatagramTransport {
   #closeHandlers: Array<(error?: Error) => void> = [];
   #closed = false;
   #closeError: Error | undefined;
-  /** Datagrams dropped because no receiver was set and the queue was full, or the receiver threw. */
-  protected undeliverable = 0;
+  #undeliverable = 0;
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Datagrams dropped because no receiver was set and the queue was full, or the receiver threw. */
+  get undeliverable(): number {
+    return this.#undeliverable;
   }
 
   onDatagram(handler: (datagram: Uint8Array) => void): void {
@@ -48,14 +52,14 @@ export abstract class BaseDatagramTransport implements DatagramTransport {
     const receiver = this.#receiver;
     if (receiver === undefined) {
       if (this.#pending.length < PENDING_DATAGRAM_LIMIT) this.#pending.push(datagram);
-      else this.undeliverable++;
+      else this.#undeliverable++;
       return;
     }
     try {
       receiver(datagram);
     } catch {
       // A faulty layer above must not take down the layer below; the datagram is lost, as on a real network.
-      this.undeliverable++;
+      this.#undeliverable++;
     }
   }
 

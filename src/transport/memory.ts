@@ -34,6 +34,8 @@ export interface LinkStats {
 export interface MemoryTransport extends DatagramTransport {
   /** Counters for datagrams sent from this end towards the other. */
   readonly stats: Readonly<LinkStats>;
+  /** Datagrams that arrived here but could not be handed up (queue full before a receiver, receiver threw). */
+  readonly undeliverable: number;
 }
 
 function probability(name: string, value: number | undefined): number {

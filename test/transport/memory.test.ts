@@ -143,6 +143,7 @@ describe("memory pair", () => {
     await a.send(Uint8Array.from([2]));
     await secondArrived;
     assert.equal(calls, 2);
+    assert.equal(b.undeliverable, 2, "each datagram the receiver threw on is counted");
     await Promise.all([a.close(), b.close()]);
   });
 
