@@ -1,10 +1,13 @@
 import { isIP } from "node:net";
-import { Candidate as WeriftCandidate, Connection, type CandidatePair } from "werift";
+import { Candidate as WeriftCandidate, CandidatePairState, Connection, type CandidatePair } from "werift";
 import { PeerwireError, abortError } from "../errors.js";
 import { parseCandidate } from "../description/candidate.js";
 import { BaseDatagramTransport } from "../transport/base.js";
 import { addressKey, classifyDatagram, isAuthenticCheck, isAuthenticResponse, type IceDropReason } from "./guard.js";
 import { parseIceServers, type IceServer } from "./servers.js";
+import { installTurnLifecycleFix } from "./turn.js";
+
+installTurnLifecycleFix();
 
 export interface IceAgentOptions {
   /** The controlling agent nominates the pair; peerwire makes it the DTLS client. */
@@ -21,6 +24,13 @@ export interface IceAgentOptions {
   portRange?: [number, number];
   /** Use only the TURN relay (needs a TURN server). */
   relayOnly?: boolean;
+  /**
+   * The controlling agent starts checks on pairs through a TURN relay only after this long (from connect), or
+   * sooner once every direct pair has failed. Default 1000 ms. werift nominates the first pair that answers, and a
+   * relay round trip often beats the first hole-punching check through a NAT: without the grace a direct path
+   * would lose to the relay.
+   */
+  relayGraceMs?: number;
   /**
    * Close with ERR_ICE_CONSENT_EXPIRED when the peer has not answered or sent an authenticated check for this
    * long (RFC 7675). 7 000–30 000 ms: werift checks every 5 s ± 20 % and gives up by itself at 30 s.
@@ -56,12 +66,28 @@ interface GuardableProtocol {
   onRequestReceived: { execute: (message: unknown, address: [string, number], data: Buffer) => void };
   datagramReceived?: (data: Buffer, address: [string, number]) => void;
 }
+interface TurnPermissions {
+  getPermission: (address: readonly [string, number]) => Promise<void>;
+}
+interface Cancelable {
+  awaitable: Promise<unknown>;
+  resolve: (value?: unknown) => void;
+}
 interface ConnectionInternals {
   ensureProtocol: (protocol: GuardableProtocol) => void;
+  checkStart: (pair: CandidatePair) => Cancelable;
+  checkComplete: (pair: CandidatePair) => void;
+  checkList: CandidatePair[];
+  remoteCandidatesEnd: boolean;
   protocols: Array<{ transport?: { socket?: { setRecvBufferSize?(size: number): void; setSendBufferSize?(size: number): void } } }>;
 }
 
 const DEFAULT_CONSENT_TIMEOUT_MS = 30_000;
+const DEFAULT_RELAY_GRACE_MS = 1000;
+
+function throughRelay(pair: CandidatePair): boolean {
+  return pair.localCandidate.type === "relay" || pair.remoteCandidate.type === "relay";
+}
 
 /**
  * One ICE agent (werift's Connection) for one connection attempt: gather, exchange candidates (trickle), connect,
@@ -78,6 +104,12 @@ export class IceAgent {
   readonly #allowRemote: (address: string) => boolean;
   readonly #consentTimeoutMs: number;
   readonly #socketBufferBytes: number;
+  readonly #relayGraceMs: number;
+  readonly #relayGate: { open: boolean; waiting: Array<() => void>; timer: NodeJS.Timeout | undefined } = {
+    open: false,
+    waiting: [],
+    timer: undefined,
+  };
   readonly #candidateHandlers: Array<(candidate: string) => void> = [];
   readonly #authenticated = new Set<string>();
   #gathering: Promise<string[]> | undefined;
@@ -95,6 +127,11 @@ export class IceAgent {
     this.role = options.role;
     this.#consentTimeoutMs = consentTimeoutMs;
     this.#socketBufferBytes = options.socketBufferBytes ?? 4 * 1024 * 1024;
+    const relayGraceMs = options.relayGraceMs ?? DEFAULT_RELAY_GRACE_MS;
+    if (!(relayGraceMs >= 0 && relayGraceMs <= 30_000)) {
+      throw new PeerwireError("ERR_INVALID_ARGUMENT", "relayGraceMs must be within 0–30000", { layer: "ice" });
+    }
+    this.#relayGraceMs = options.role === "controlling" && options.relayOnly !== true ? relayGraceMs : 0;
     const servers = parseIceServers(options.iceServers ?? []);
     const loopback = options.loopbackOnly === true;
     const allowed = options.allowRemoteAddress;
@@ -126,6 +163,7 @@ export class IceAgent {
     // the user did not name.
     this.#connection.stunServer = servers.stun;
     this.#guardProtocols();
+    this.#deferRelayChecks();
     this.#connection.onIceCandidate.subscribe((candidate) => {
       const text = candidate.toSdp();
       for (const handler of this.#candidateHandlers) handler(text);
@@ -192,7 +230,6 @@ export class IceAgent {
     if (this.#transport !== undefined) return this.#transport;
     if (options.signal?.aborted) throw abortError(options.signal, "ICE connect");
     this.#connection.setRemoteParams({ iceLite: false, usernameFragment: remote.ufrag, password: remote.pwd });
-    void this.gather().catch(() => undefined);
     const timeoutMs = options.timeoutMs ?? 30_000;
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
@@ -203,9 +240,18 @@ export class IceAgent {
     });
     try {
       await Promise.race([
-        this.#connection.connect().catch((cause: unknown) => {
-          throw this.#failure("every candidate pair failed", cause);
-        }),
+        (async () => {
+          // werift pairs remote candidates only with the local sockets that exist when its connect() starts: a
+          // TURN allocation that completed later was never checked, and relay-only paths failed. So gathering
+          // completes first (the peer's early checks are answered meanwhile).
+          await this.gather();
+          if (!this.#relayGate.open && this.#relayGate.timer === undefined) {
+            this.#relayGate.timer = setTimeout(() => this.#openRelayGate(), this.#relayGraceMs);
+          }
+          await this.#connection.connect().catch((cause: unknown) => {
+            throw this.#failure("every candidate pair failed", cause);
+          });
+        })(),
         interrupted,
       ]);
     } catch (error) {
@@ -220,6 +266,7 @@ export class IceAgent {
       await this.close();
       throw this.#failure("connect finished without a nominated pair");
     }
+    this.#openRelayGate(); // werift has cancelled the checks still held
     this.#authenticated.add(addressKey(nominated.remoteAddr));
     this.#transport = new IceTransport(this.#connection, this, this.#consentTimeoutMs);
     return this.#transport;
@@ -229,6 +276,7 @@ export class IceAgent {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#openRelayGate();
     this.#transport?.closeWith(undefined);
     // werift's UDP send resolves before Node hands the datagram to the kernel (dgram resolves even an IP
     // address on the next tick); closing the socket now would drop the last packets, such as SCTP's ABORT.
@@ -241,6 +289,55 @@ export class IceAgent {
     return this.#connection.candidatePairs.map(
       (pair) => `${pair.localCandidate.host}:${pair.localCandidate.port} ${pair.localCandidate.type} → ${pair.remoteCandidate.host}:${pair.remoteCandidate.port} ${pair.remoteCandidate.type} (${pair.state})`,
     );
+  }
+
+  /**
+   * Holds the controlling agent's checks on relay pairs behind the gate (see relayGraceMs). A held pair is marked
+   * in progress at once, or werift's scheduler would pick it again every 20 ms.
+   */
+  #deferRelayChecks(): void {
+    if (this.#relayGraceMs === 0) {
+      this.#relayGate.open = true;
+      return;
+    }
+    const internals = this.#connection as unknown as ConnectionInternals;
+    const checkStart = internals.checkStart;
+    internals.checkStart = (pair) => {
+      if (this.#relayGate.open || !throughRelay(pair)) return checkStart(pair);
+      pair.updateState(CandidatePairState.IN_PROGRESS);
+      // Open our relay to the peer now: its checks towards our relay candidate must get through (and be
+      // answered) while ours wait, or a path only the peer's checks can open would time out on its side.
+      const turn = (pair.protocol as { turn?: TurnPermissions }).turn;
+      void turn?.getPermission(pair.remoteAddr).catch(() => undefined);
+      let cancelled = false;
+      let started: Cancelable | undefined;
+      const awaitable = new Promise<void>((resolve) => this.#relayGate.waiting.push(resolve)).then(async () => {
+        if (cancelled || this.#closed) return;
+        started = checkStart(pair);
+        await started.awaitable;
+      });
+      return {
+        awaitable,
+        resolve: () => {
+          cancelled = true;
+          started?.resolve();
+        },
+      };
+    };
+    const checkComplete = internals.checkComplete.bind(this.#connection);
+    internals.checkComplete = (pair) => {
+      checkComplete(pair);
+      if (this.#relayGate.open || !internals.remoteCandidatesEnd) return;
+      const direct = internals.checkList.filter((p) => !throughRelay(p));
+      if (direct.every((p) => p.state === CandidatePairState.FAILED)) this.#openRelayGate();
+    };
+  }
+
+  #openRelayGate(): void {
+    clearTimeout(this.#relayGate.timer);
+    if (this.#relayGate.open) return;
+    this.#relayGate.open = true;
+    for (const release of this.#relayGate.waiting.splice(0)) release();
   }
 
   #enlargeSocketBuffers(): void {

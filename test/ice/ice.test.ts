@@ -133,6 +133,8 @@ describe("ICE", () => {
   test("options are validated", () => {
     assert.throws(() => new IceAgent({ role: "boss" as "controlling" }), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
     assert.throws(() => new IceAgent({ role: "controlling", consentTimeoutMs: 1000 }), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
+    assert.throws(() => new IceAgent({ role: "controlling", relayGraceMs: -1 }), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
+    assert.throws(() => new IceAgent({ role: "controlling", relayGraceMs: Number.NaN }), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
   });
 });
 
