@@ -26,6 +26,7 @@ interface NetworkOptions {
   turnUsername?: string;
   turnCredential?: string;
   loopback?: boolean;
+  relay?: boolean;
   timeout: string;
 }
 
@@ -49,6 +50,7 @@ function networked(command: Command, signalRequired: boolean): Command {
     .option("--turn-username <name>", "username for the TURN server")
     .option("--turn-credential <secret>", "credential for the TURN server")
     .option("--loopback", "use 127.0.0.1 only (local testing)")
+    .option("--relay", "connect through the TURN server only (hides this host's addresses from the peer)")
     .option("--timeout <ms>", "connection setup timeout", "30000");
 }
 
@@ -61,7 +63,11 @@ function iceServers(options: NetworkOptions): IceServer[] {
 function common(options: NetworkOptions) {
   const timeoutMs = Number(options.timeout);
   if (!(timeoutMs > 0)) throw new PeerwireError("ERR_INVALID_ARGUMENT", "--timeout must be a positive number of milliseconds");
-  return { iceServers: iceServers(options), loopbackOnly: options.loopback === true, timeoutMs };
+  const servers = iceServers(options);
+  if (options.relay === true && !options.ice.some((url) => url.startsWith("turn"))) {
+    throw new PeerwireError("ERR_INVALID_ARGUMENT", "--relay needs a TURN server (--ice turn:host:port)");
+  }
+  return { iceServers: servers, loopbackOnly: options.loopback === true, timeoutMs, ...(options.relay === true ? { ice: { relayOnly: true } } : {}) };
 }
 
 /** stdin → stream (one message per chunk; our side ends with stdin), stream → stdout. Resolves when both are done. */
@@ -118,11 +124,12 @@ function speedOf(bytes: number, started: number): string {
 /** "connected X (verified) — gather …" on stderr: what was proven, and how long each phase took. */
 function announce(connection: Connection): void {
   const t = connection.timings;
+  const pair = connection.stats().selectedPair;
   const ms = (value: number) => `${value.toFixed(1)} ms`;
   log(
     `peerwire: connected ${connection.remotePeerId} (verified) — gather ${ms(t.gatherMs)}, signaling ${ms(t.exchangeMs)}, ` +
       `ICE ${ms(t.iceMs)}, DTLS ${ms(t.dtlsMs)}, verify ${ms(t.verifyMs)}, SCTP ${ms(t.sctpMs)}, total ${ms(t.totalMs)}; ` +
-      `pair ${connection.stats().selectedPair.local} ⇄ ${connection.stats().selectedPair.remote}`,
+      `pair ${pair.local} ${pair.localType} ⇄ ${pair.remote} ${pair.remoteType}`,
   );
 }
 
