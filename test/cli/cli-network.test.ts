@@ -1,71 +1,27 @@
 import assert from "node:assert/strict";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { CLI_ARGS, Processes, type Running } from "../helpers/child.js";
 
-const cli = new URL("../../src/cli/main.ts", import.meta.url).pathname;
-const children = new Set<ChildProcessWithoutNullStreams>();
+const processes = new Processes();
 let home: string;
 
 before(async () => {
   home = await mkdtemp(join(tmpdir(), "peerwire-cli-net-"));
 });
 after(async () => {
-  for (const child of children) child.kill("SIGTERM");
-  await Promise.all([...children].map((child) => (child.exitCode === null ? new Promise((resolve) => child.once("exit", resolve)) : undefined)));
+  await processes.stopAll();
   await rm(home, { recursive: true, force: true });
 });
 
-interface Running {
-  child: ChildProcessWithoutNullStreams;
-  stdout: () => Buffer;
-  stderr: () => string;
-  /** Resolves with the first stderr line matching. */
-  waitFor: (pattern: RegExp) => Promise<RegExpMatchArray>;
-  exit: Promise<number | null>;
-}
-
-function peerwire(...args: string[]): Running {
-  const child = spawn(process.execPath, ["--import", "tsx", cli, ...args], { stdio: "pipe" });
-  children.add(child);
-  const out: Buffer[] = [];
-  let err = "";
-  const watchers: Array<{ pattern: RegExp; resolve: (m: RegExpMatchArray) => void }> = [];
-  child.stdout.on("data", (d: Buffer) => out.push(d));
-  child.stderr.on("data", (d: Buffer) => {
-    err += d.toString();
-    for (const watcher of [...watchers]) {
-      const match = err.match(watcher.pattern);
-      if (match) {
-        watchers.splice(watchers.indexOf(watcher), 1);
-        watcher.resolve(match);
-      }
-    }
-  });
-  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => {
-    children.delete(child);
-    resolve(code);
-  }));
-  return {
-    child,
-    stdout: () => Buffer.concat(out),
-    stderr: () => err,
-    waitFor: (pattern) => {
-      const match = err.match(pattern);
-      return match ? Promise.resolve(match) : new Promise((resolve) => watchers.push({ pattern, resolve }));
-    },
-    exit,
-  };
-}
+const peerwire = (...args: string[]): Running => processes.spawn(process.execPath, [...CLI_ARGS, ...args]);
 
 async function startSignal(): Promise<{ url: string; process: Running }> {
   const running = peerwire("signal", "--port", "0", "--host", "127.0.0.1", "--stun-port", "0", "--json");
-  const line = await new Promise<string>((resolve) => {
-    running.child.stdout.once("data", (d: Buffer) => resolve(d.toString()));
-  });
+  const line = await running.firstLine();
   return { url: (JSON.parse(line) as { url: string }).url, process: running };
 }
 
