@@ -3,10 +3,13 @@
  * Systems are interleaved sample by sample (A B, then B A, …) so that load drifts hit both alike; each sample gets
  * a fresh connection; the machine's load is recorded with every sample. Results: bench/results/<date>.json.
  */
-import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { cpus, freemem, loadavg, totalmem } from "node:os";
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cpus, freemem, loadavg, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { installNetworkGuard } from "../test/helpers/network-guard.js";
+import { Lab, labUnavailable, SIGNAL_URL, STUN_URL, TURN_PASSWORD, TURN_UDP_URL, TURN_USER, type NatKind } from "../test/netns/lab.js";
 import { renderChart } from "./chart.js";
 import { summarize, type Summary } from "./stats.js";
 import { aesGcmLimit, closeShared, nodeDataChannel, peerwire, peerwireLossyThroughput, udpLimit, weriftPeerConnection, type BenchSystem } from "./systems.js";
@@ -14,8 +17,8 @@ import { aesGcmLimit, closeShared, nodeDataChannel, peerwire, peerwireLossyThrou
 const { values } = parseArgs({ options: { quick: { type: "boolean", default: false }, out: { type: "string", default: "bench/results" } } });
 const MiB = 1024 * 1024;
 const config = values.quick
-  ? { repetitions: 5, throughputBytes: 16 * MiB, roundTrips: 100, limitBytes: 16 * MiB, scaling: [1, 10], lossyBytes: 4 * MiB, lossyRepetitions: 2 }
-  : { repetitions: 20, throughputBytes: 64 * MiB, roundTrips: 500, limitBytes: 64 * MiB, scaling: [1, 10, 50], lossyBytes: 16 * MiB, lossyRepetitions: 5 };
+  ? { repetitions: 5, throughputBytes: 8 * MiB, roundTrips: 100, limitBytes: 16 * MiB, scaling: [1, 10], scalingRepetitions: 2, lossyBytes: 4 * MiB, lossyRepetitions: 2, natBytes: 4 * MiB, natRepetitions: 1 }
+  : { repetitions: 20, throughputBytes: 64 * MiB, roundTrips: 500, limitBytes: 64 * MiB, scaling: [1, 10, 50], scalingRepetitions: 3, lossyBytes: 16 * MiB, lossyRepetitions: 5, natBytes: 16 * MiB, natRepetitions: 5 };
 const MESSAGE = 16 * 1024;
 
 interface Sample {
@@ -97,15 +100,22 @@ async function measure(system: BenchSystem, repetition: number): Promise<void> {
  * connection while they are open — RSS (includes native memory) and JS heap + external buffers.
  */
 async function scaling(system: BenchSystem, n: number): Promise<void> {
+  collectGarbage();
   const before = process.memoryUsage();
   const started = performance.now();
   const pairs = await Promise.all(Array.from({ length: n }, () => system.connect()));
   const seconds = (performance.now() - started) / 1000;
+  collectGarbage();
   const after = process.memoryUsage();
   record(system.name, `setup rate, ${n} at once`, n / seconds, "conn/s");
   record(system.name, `RSS per connection, ${n} open`, (after.rss - before.rss) / MiB / n, "MiB");
   record(system.name, `JS heap+external per connection, ${n} open`, (after.heapUsed + after.external - before.heapUsed - before.external) / MiB / n, "MiB");
   await Promise.all(pairs.map((pair) => pair.close()));
+}
+
+/** A full collection before each memory reading when node runs with --expose-gc (npm run bench does). */
+function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
 }
 
 async function versions(): Promise<Record<string, string>> {
@@ -140,6 +150,50 @@ function table(summaries: Record<string, Record<string, Summary>>, references: s
   return lines.join("\n");
 }
 
+const NAT_SYSTEM = "peerwire CLI (NAT lab)";
+
+/**
+ * Through real NAT (test/netns/lab.ts; root only): `peerwire receive` behind NAT A, `peerwire send` behind NAT B,
+ * every candidate type offered. Connect time is what the sender prints (signaling included); the transfer rate
+ * counts from its "connected" line to its exit (so it includes the close). Process start-up is not counted.
+ */
+async function throughNat(): Promise<void> {
+  const reason = await labUnavailable();
+  if (reason !== undefined) {
+    unavailable[NAT_SYSTEM] = reason;
+    return;
+  }
+  const lab = await Lab.start();
+  const home = await mkdtemp(join(tmpdir(), "peerwire-bench-nat-"));
+  try {
+    const file = join(home, "payload.bin");
+    await writeFile(file, randomBytes(config.natBytes));
+    const ice = ["--ice", STUN_URL, "--ice", TURN_UDP_URL, "--turn-username", TURN_USER, "--turn-credential", TURN_PASSWORD];
+    const cases: Array<[NatKind, string]> = [["cone", "cone ↔ cone, direct"], ["symmetric", "symmetric ↔ symmetric, relay"]];
+    for (let r = 0; r < config.natRepetitions; r++) {
+      for (const [kind, label] of cases) {
+        await bounded(NAT_SYSTEM, `through NAT: ${label}`, async () => {
+          await lab.setNat("A", kind);
+          await lab.setNat("B", kind);
+          const receiver = lab.peerwire("A", ["--identity", join(home, "a"), "receive", join(home, `in-${r}-${kind}`), "--signal", SIGNAL_URL, ...ice, "--json"]);
+          const [, peerId] = await receiver.waitFor(/receiving as (\S+)/);
+          const sender = lab.peerwire("B", ["--identity", join(home, "b"), "send", file, peerId!, "--signal", SIGNAL_URL, ...ice]);
+          const [, total] = await sender.waitFor(/total ([\d.]+) ms/);
+          const connected = performance.now();
+          const [sent, received] = await Promise.all([sender.exit, receiver.exit]);
+          const seconds = (performance.now() - connected) / 1000;
+          if (sent !== 0 || received !== 0) throw new Error(`send ${sent}, receive ${received}: ${sender.stderr()}`);
+          record(NAT_SYSTEM, `connect through NAT: ${label}`, Number(total), "ms");
+          record(NAT_SYSTEM, `send ${config.natBytes / MiB} MiB through NAT: ${label}`, config.natBytes / 1e6 / seconds, "MB/s");
+        });
+      }
+    }
+  } finally {
+    await lab.close();
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const guard = installNetworkGuard();
   const systems: BenchSystem[] = [];
@@ -150,9 +204,15 @@ async function main(): Promise<void> {
   }
   const started = new Date();
   const loadAtStart = loadavg();
-  // Scaling first, while the process is small: memory growth is then visible in RSS.
-  for (const n of config.scaling) {
-    for (const system of systems) await bounded(system.name, `${n} at once`, () => scaling(system, n));
+  // Scaling first, while the process is small: memory growth is then visible in RSS. One connection per system
+  // beforehand, not recorded, so first-use costs (module set-up, JIT, key generation caches) are not counted as
+  // per-connection memory; then interleaved repetitions.
+  for (const system of systems) await bounded(system.name, "warm-up", async () => (await system.connect()).close());
+  for (let r = 0; r < config.scalingRepetitions; r++) {
+    for (const n of config.scaling) {
+      const order = r % 2 === 0 ? systems : [...systems].reverse();
+      for (const system of order) await bounded(system.name, `${n} at once`, () => scaling(system, n));
+    }
   }
   for (let repetition = 0; repetition < config.repetitions; repetition++) {
     // A B C, then C B A, …: no system always runs right after the same other one.
@@ -169,6 +229,7 @@ async function main(): Promise<void> {
       });
     }
   }
+  await throughNat();
   const limits = { "raw node:dgram, 1200-byte datagrams": await udpLimit(config.limitBytes), "AES-128-GCM seal+open, 1200-byte records": aesGcmLimit(config.limitBytes) };
   await closeShared();
   guard.uninstall();
