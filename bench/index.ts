@@ -9,7 +9,7 @@ import { cpus, freemem, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { installNetworkGuard } from "../test/helpers/network-guard.js";
-import { Lab, labUnavailable, SIGNAL_URL, STUN_URL, TURN_PASSWORD, TURN_UDP_URL, TURN_USER, type NatKind } from "../test/netns/lab.js";
+import { Lab, labIceArgs, labUnavailable, SIGNAL_URL, type NatKind } from "../test/netns/lab.js";
 import { renderChart } from "./chart.js";
 import { summarize, type Summary } from "./stats.js";
 import { aesGcmLimit, closeShared, nodeDataChannel, peerwire, peerwireLossyThroughput, udpLimit, weriftPeerConnection, type BenchSystem } from "./systems.js";
@@ -168,7 +168,7 @@ async function throughNat(): Promise<void> {
   try {
     const file = join(home, "payload.bin");
     await writeFile(file, randomBytes(config.natBytes));
-    const ice = ["--ice", STUN_URL, "--ice", TURN_UDP_URL, "--turn-username", TURN_USER, "--turn-credential", TURN_PASSWORD];
+    const ice = labIceArgs();
     const cases: Array<[NatKind, string]> = [["cone", "cone ↔ cone, direct"], ["symmetric", "symmetric ↔ symmetric, relay"]];
     for (let r = 0; r < config.natRepetitions; r++) {
       for (const [kind, label] of cases) {

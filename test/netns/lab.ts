@@ -41,6 +41,11 @@ export const TURN_USER = "peerwire";
 export const TURN_PASSWORD = "lab-secret";
 export const PUBLIC_ADDRESS: Record<Side, string> = { A: "203.0.113.11", B: "203.0.113.12" };
 
+/** CLI options for the lab's servers: STUN and the given TURN URL (with its credentials). */
+export function labIceArgs(turnUrl: string = TURN_UDP_URL): string[] {
+  return ["--ice", STUN_URL, "--ice", turnUrl, "--turn-username", TURN_USER, "--turn-credential", TURN_PASSWORD];
+}
+
 const PREFIX = "pwlab";
 const DELAY_SCRIPT = new URL("./delay.py", import.meta.url).pathname;
 const NEEDED = ["ip", "ss", "nft", "iptables", "conntrack", "turnserver", "python3"];

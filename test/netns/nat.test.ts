@@ -9,14 +9,13 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
-import { Lab, labUnavailable, PUBLIC_ADDRESS, SIGNAL_URL, STUN_URL, TURN_PASSWORD, TURN_TCP_URL, TURN_UDP_URL, TURN_USER } from "./lab.js";
+import { Lab, labIceArgs, labUnavailable, PUBLIC_ADDRESS, SIGNAL_URL, TURN_TCP_URL } from "./lab.js";
 
 const unavailable = await labUnavailable();
 if (unavailable !== undefined) console.log(`# NAT lab skipped: ${unavailable}`);
 
-const credentials = ["--turn-username", TURN_USER, "--turn-credential", TURN_PASSWORD];
 /** Every candidate type offered: host, server-reflexive (STUN) and relay (TURN over UDP). */
-const ALL_TYPES = ["--ice", STUN_URL, "--ice", TURN_UDP_URL, ...credentials];
+const ALL_TYPES = labIceArgs();
 
 interface Connected {
   peerId: string;
@@ -96,7 +95,7 @@ describe("NAT lab: network namespaces, nftables NAT, coturn", { skip: unavailabl
   test("UDP blocked at both NATs: through TURN over TCP", async (t) => {
     await lab.setNat("A", "udp-blocked");
     await lab.setNat("B", "udp-blocked");
-    const connected = await echoAcross(t, ["--ice", STUN_URL, "--ice", TURN_TCP_URL, ...credentials]);
+    const connected = await echoAcross(t, labIceArgs(TURN_TCP_URL));
     assert.ok(viaRelay(connected), `not relayed: ${JSON.stringify(connected)}`);
   });
 
