@@ -48,6 +48,10 @@ export const ERROR_CODES = {
   ERR_TIMEOUT: { layer: "peer", summary: "An operation did not complete within its timeout." },
   ERR_ABORTED: { layer: "peer", summary: "An operation was cancelled through its AbortSignal." },
   ERR_CONNECTION_CLOSED: { layer: "peer", summary: "The connection closed while an operation was pending." },
+  ERR_WERIFT_INCOMPATIBLE: {
+    layer: "peer",
+    summary: "The installed werift lacks an internal member peerwire's boundary relies on (the error names it).",
+  },
 } as const satisfies Record<string, { layer: Layer; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
