@@ -41,6 +41,10 @@ export const ERROR_CODES = {
   ERR_SCTP_FAILED: { layer: "sctp", summary: "The SCTP association could not be established or was aborted." },
   ERR_STREAM_CLOSED: { layer: "sctp", summary: "Write on a stream that is closed or reset." },
   ERR_MESSAGE_TOO_LARGE: { layer: "sctp", summary: "A message exceeds the maximum message size." },
+  ERR_PROTOCOL_VIOLATION: {
+    layer: "sctp",
+    summary: "The peer broke SCTP's rules in a way that cannot be recovered (e.g. a message that can never complete); it is cut off.",
+  },
   ERR_SIGNALING_PROTOCOL: { layer: "signaling", summary: "A signaling frame is malformed or unexpected." },
   ERR_PEER_NOT_FOUND: { layer: "signaling", summary: "No peer is bound under the requested peer ID." },
   ERR_BIND_PROOF: { layer: "signaling", summary: "A bind did not prove the certificate's key or peer ID." },

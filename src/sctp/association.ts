@@ -1,10 +1,12 @@
 import { EventEmitter } from "node:events";
-import { SCTP } from "werift-sctp";
+import type { SCTP } from "werift-sctp";
 import { PeerwireError, abortError } from "../errors.js";
 import type { DatagramTransport } from "../transport/contract.js";
 import { Ppid, decodeDcep, encodeAck, encodeOpen, type ChannelParameters } from "./dcep.js";
 import { checkPacket, type PacketRejection } from "./packet.js";
+import { lastTsnOf, type SendOptions } from "./sender.js";
 import { Stream, type StreamLink } from "./stream.js";
+import { WeriftDataPath, type DataPathDropReason } from "./werift.js";
 
 export interface AssociationOptions {
   /** The DTLS client is the SCTP client; it opens even stream ids, the server odd ones (RFC 8832 §6). */
@@ -36,7 +38,7 @@ export interface StreamOptions {
   signal?: AbortSignal;
 }
 
-export type SctpDropReason = PacketRejection | "werift-error" | "dcep-malformed" | "unknown-stream" | "stream-id-parity";
+export type SctpDropReason = PacketRejection | DataPathDropReason | "werift-error" | "dcep-malformed" | "unknown-stream" | "stream-id-parity";
 
 export interface SctpStats {
   packetsIn: number;
@@ -45,43 +47,28 @@ export interface SctpStats {
   bytesOut: number;
   messagesIn: number;
   messagesOut: number;
+  sacksIn: number;
+  /** DATA chunks sent again (fast retransmit or T3). */
+  retransmissions: number;
+  fastRetransmits: number;
+  t3Expiries: number;
+  /** Congestion window and bytes in flight now; RTO and smoothed RTT (undefined before the first sample). */
+  cwnd: number;
+  flightSize: number;
+  rtoMs: number;
+  srttMs: number | undefined;
+  /** Received bytes and pieces held for reassembly or ordering (bounded by the receive window). */
+  heldBytes: number;
+  heldChunks: number;
   dropped: Record<SctpDropReason, number>;
 }
 
-interface ReassemblyChunk {
-  tsn: number;
-  flags: number;
-  userData: Buffer;
-}
+/** Receive-side bounds (see receiver.ts): the window we advertise, held pieces, how far ahead a TSN may be. */
+const RECEIVE_BUFFER = 1024 * 1024;
+const MAX_HELD_CHUNKS = 16_384;
+const MAX_TSN_AHEAD = 16_384;
 
-/** werift-sctp members used here (JS-visible; werift's types call several private). */
-interface ResetRequest {
-  type: number;
-  requestSequence: number;
-  lastTsn: number;
-  streams: number[];
-}
-interface SctpInternals {
-  handleData(data: Buffer): Promise<void>;
-  localTsn: number;
-  lastSackedTsn: number;
-  lastReceivedTsn?: number;
-  inboundStreams: Record<number, { reassembly: ReassemblyChunk[] } | undefined>;
-  outboundStreamSeq: Record<number, number | undefined>;
-  receiveReconfigParam(param: ResetRequest | { type: number }): Promise<void>;
-  reconfigResponseSeq: number;
-  reconfigQueue: number[];
-  transmitReconfigRequest(): Promise<void>;
-  sendReconfigParam(param: { type: number; bytes: Buffer }): Promise<void>;
-  onSackReceived: () => Promise<void>;
-}
-
-const OUTGOING_SSN_RESET_REQUEST = 13;
-const RECONFIG_RESPONSE = 16;
-const RESULT_PERFORMED = 1;
-const RESULT_IN_PROGRESS = 6;
 const SCTP_PORT = 5000;
-const DATA_FLAG_BEGIN = 0x02;
 const MAX_STREAM_ID = 65534;
 
 /** Serial-number comparison (RFC 1982) for 32-bit TSNs: a ≥ b. */
@@ -103,14 +90,15 @@ interface StreamState {
 }
 
 /**
- * An SCTP association (werift-sctp) over any DatagramTransport, speaking WebRTC's data-channel protocol.
- * Guards werift: every packet is checked before werift parses it, werift's rejections are caught, inbound
- * reassembly is bounded, and werift's send queue is bounded by `maxQueuedBytes`.
+ * An SCTP association over any DatagramTransport, speaking WebRTC's data-channel protocol. werift-sctp runs the
+ * handshake, heartbeats and stream reconfiguration; the data path is peerwire's (./werift.ts). Every packet is
+ * checked before anything parses it, werift's rejections are caught, inbound state is bounded, and what waits to
+ * be sent is bounded by `maxQueuedBytes`.
  */
 export class Association extends EventEmitter<{ stream: [Stream]; close: [Error | undefined] }> {
   readonly role: "client" | "server";
   readonly maxMessageSize: number;
-  readonly stats: SctpStats = {
+  readonly #counters = {
     packetsIn: 0,
     packetsOut: 0,
     bytesIn: 0,
@@ -129,11 +117,17 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
       "dcep-malformed": 0,
       "unknown-stream": 0,
       "stream-id-parity": 0,
-    },
+      "tsn-out-of-window": 0,
+      "receive-buffer-full": 0,
+      "sack-invalid": 0,
+      "verification-tag": 0,
+      "init-in-association": 0,
+      "not-established": 0,
+    } satisfies Record<SctpDropReason, number>,
   };
   readonly #transport: DatagramTransport;
+  readonly #path: WeriftDataPath;
   readonly #sctp: SCTP;
-  readonly #internals: SctpInternals;
   readonly #maxQueuedBytes: number;
   readonly #streamHighWaterMark: number;
   readonly #timeoutMs: number;
@@ -158,17 +152,26 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
     this.#nextStreamId = options.role === "client" ? 0 : 1;
     this.#transport = transport;
-    const adapter = {
-      send: async (packet: Buffer) => {
-        if (transport.closed) return;
-        this.stats.packetsOut++;
-        this.stats.bytesOut += packet.byteLength;
-        await transport.send(packet).catch(() => undefined); // datagram loss; SCTP retransmits
+    this.#path = new WeriftDataPath(
+      { role: options.role, port: SCTP_PORT, maxMessageSize: this.maxMessageSize, receiveBuffer: RECEIVE_BUFFER, maxHeldChunks: MAX_HELD_CHUNKS, maxTsnAhead: MAX_TSN_AHEAD },
+      {
+        send: (packet) => {
+          if (transport.closed) return;
+          this.#counters.packetsOut++;
+          this.#counters.bytesOut += packet.byteLength;
+          transport.send(packet).catch(() => undefined); // datagram loss; SCTP retransmits
+        },
+        message: (streamId, ppid, data) => this.#onMessage(streamId, ppid, data),
+        drop: (reason) => this.#counters.dropped[reason]++,
+        violation: (error) => this.#terminate(error),
+        acknowledged: () => {
+          for (const state of this.#streams.values()) this.#checkAcknowledged(state);
+        },
+        incomingReset: (streamIds) => this.#onIncomingReset(streamIds),
+        controlError: () => this.#counters.dropped["werift-error"]++,
       },
-      close: () => undefined,
-    };
-    this.#sctp = options.role === "client" ? SCTP.client(adapter, SCTP_PORT) : SCTP.server(adapter, SCTP_PORT);
-    this.#internals = this.#sctp as unknown as SctpInternals;
+    );
+    this.#sctp = this.#path.sctp;
     this.#installHooks();
     transport.onDatagram((datagram) => this.#onPacket(datagram));
     transport.onClose((error) => this.#terminate(error ?? new PeerwireError("ERR_CONNECTION_CLOSED", "transport closed", { layer: "sctp" })));
@@ -192,6 +195,26 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Counters, congestion state and drops by reason: a snapshot. */
+  get stats(): SctpStats {
+    const sender = this.#path.senderStats;
+    const congestion = this.#path.congestion;
+    return {
+      ...this.#counters,
+      dropped: { ...this.#counters.dropped },
+      sacksIn: sender?.sacksReceived ?? 0,
+      retransmissions: sender?.chunksRetransmitted ?? 0,
+      fastRetransmits: sender?.fastRetransmits ?? 0,
+      t3Expiries: sender?.t3Expiries ?? 0,
+      cwnd: congestion?.cwnd ?? 0,
+      flightSize: congestion?.flightSize ?? 0,
+      rtoMs: congestion?.rtoMs ?? 0,
+      srttMs: congestion?.srttMs,
+      heldBytes: this.#path.held.bytes,
+      heldChunks: this.#path.held.chunks,
+    };
   }
 
   /** Opens a stream (DATA_CHANNEL_OPEN, then waits for the peer's ACK). */
@@ -229,7 +252,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
       this.#pendingOpens.set(id, settle);
     });
     // DCEP messages are sent ordered and reliably whatever the channel's own settings (RFC 8832 §6).
-    void this.#sctp.send(id, Ppid.dcep, Buffer.from(encodeOpen(channel)), { ordered: true }).catch(() => undefined);
+    this.#path.send(id, Ppid.dcep, encodeOpen(channel), { ordered: true });
     try {
       await acknowledged;
     } catch (error) {
@@ -296,7 +319,6 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
 
   #installHooks(): void {
     const sctp = this.#sctp;
-    sctp.onReceive.subscribe((streamId, ppid, data) => this.#onMessage(streamId, ppid, data));
     sctp.stateChanged.closed.subscribe(() => {
       this.#terminate(new PeerwireError("ERR_CONNECTION_CLOSED", "the peer closed the SCTP association", { layer: "sctp" }));
     });
@@ -310,82 +332,39 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
         this.#maybeRelease(state);
       }
     });
-    this.#internals.onSackReceived = async () => {
-      for (const state of this.#streams.values()) this.#checkAcknowledged(state);
-    };
-    // Incoming stream resets, done per RFC 6525 §5.2.2: not before every TSN up to the sender's last one
-    // arrived. werift deletes the inbound stream at once (dropping data still in reassembly) and resets our
-    // outgoing side too, which would cut off data we still send; peerwire closes each direction on its own.
-    const original = this.#internals.receiveReconfigParam.bind(sctp);
-    this.#internals.receiveReconfigParam = async (param) => {
-      if (param.type !== OUTGOING_SSN_RESET_REQUEST || !("streams" in param)) return original(param);
-      const received = this.#internals.lastReceivedTsn;
-      const complete = received !== undefined && tsnAtLeast(received, param.lastTsn);
-      const response = Buffer.alloc(8);
-      response.writeUInt32BE(param.requestSequence, 0);
-      response.writeUInt32BE(complete ? RESULT_PERFORMED : RESULT_IN_PROGRESS, 4);
-      if (complete) this.#internals.reconfigResponseSeq = param.requestSequence;
-      await this.#internals.sendReconfigParam({ type: RECONFIG_RESPONSE, bytes: response });
-      if (!complete) return; // the peer retransmits the request; by then the data will have arrived
-      for (const id of param.streams) {
-        delete this.#internals.inboundStreams[id];
-        const state = this.#streams.get(id);
-        if (state === undefined || state.incomingReset) continue;
-        state.incomingReset = true;
-        state.stream.push(null);
-        this.#maybeRelease(state);
-      }
-    };
+  }
+
+  /** The peer finished sending on these streams (RFC 6525, once all their data arrived). */
+  #onIncomingReset(streamIds: number[]): void {
+    for (const id of streamIds) {
+      const state = this.#streams.get(id);
+      if (state === undefined || state.incomingReset) continue;
+      state.incomingReset = true;
+      state.stream.push(null);
+      this.#maybeRelease(state);
+    }
   }
 
   #onPacket(datagram: Uint8Array): void {
     if (this.#closed) return;
-    this.stats.packetsIn++;
-    this.stats.bytesIn += datagram.byteLength;
-    const summary = checkPacket(datagram);
-    if (typeof summary === "string") {
-      this.stats.dropped[summary]++;
+    this.#counters.packetsIn++;
+    this.#counters.bytesIn += datagram.byteLength;
+    const rejection = checkPacket(datagram);
+    if (rejection !== undefined) {
+      this.#counters.dropped[rejection]++;
       return;
     }
-    this.#internals.handleData(Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength)).then(
-      () => this.#checkReassembly(summary.fragmentStreams),
-      () => {
-        this.stats.dropped["werift-error"]++;
-      },
-    );
+    this.#path.receive(Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength));
   }
 
-  /**
-   * werift reassembles without bound; a peer exceeding maxMessageSize is a protocol violation. A message is a
-   * run of consecutive TSNs starting at a first fragment; a run whose start has not arrived yet counts from what
-   * is there (a lower bound). werift keeps reassembly sorted by TSN.
-   */
-  #checkReassembly(streamIds: number[]): void {
-    for (const id of new Set(streamIds)) {
-      const reassembly = this.#internals.inboundStreams[id]?.reassembly;
-      if (reassembly === undefined) continue;
-      let run = 0;
-      let previous: number | undefined;
-      for (const chunk of reassembly) {
-        const continues = previous !== undefined && chunk.tsn === ((previous + 1) >>> 0) && (chunk.flags & DATA_FLAG_BEGIN) === 0;
-        run = (continues ? run : 0) + chunk.userData.byteLength;
-        previous = chunk.tsn;
-        if (run > this.maxMessageSize) {
-          this.#terminate(new PeerwireError("ERR_MESSAGE_TOO_LARGE", `peer sent a message over ${this.maxMessageSize} bytes on stream ${id}`));
-          return;
-        }
-      }
-    }
-  }
-
-  #onMessage(streamId: number, ppid: number, data: Buffer): void {
+  #onMessage(streamId: number, ppid: number, data: Uint8Array): void {
     if (ppid === Ppid.dcep) {
       this.#onDcep(streamId, data);
       return;
     }
     const state = this.#streams.get(streamId);
     if (state === undefined || state.incomingReset) {
-      this.stats.dropped["unknown-stream"]++;
+      this.#counters.dropped["unknown-stream"]++;
       return;
     }
     if (data.byteLength > this.maxMessageSize) {
@@ -393,15 +372,15 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
       this.#terminate(new PeerwireError("ERR_MESSAGE_TOO_LARGE", `peer sent a message of ${data.byteLength} bytes on stream ${streamId}`));
       return;
     }
-    this.stats.messagesIn++;
+    this.#counters.messagesIn++;
     const empty = ppid === Ppid.binaryEmpty || ppid === Ppid.stringEmpty;
     state.stream.push(empty ? Buffer.alloc(0) : data);
   }
 
-  #onDcep(streamId: number, data: Buffer): void {
+  #onDcep(streamId: number, data: Uint8Array): void {
     const message = decodeDcep(data);
     if (message === undefined) {
-      this.stats.dropped["dcep-malformed"]++;
+      this.#counters.dropped["dcep-malformed"]++;
       return;
     }
     if (message.kind === "ack") {
@@ -411,15 +390,15 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     // The peer opens ids of its own parity only; an id in use is a protocol error we ignore.
     const peerParity = this.role === "client" ? 1 : 0;
     if (streamId % 2 !== peerParity) {
-      this.stats.dropped["stream-id-parity"]++;
+      this.#counters.dropped["stream-id-parity"]++;
       return;
     }
     if (this.#streams.has(streamId)) {
-      this.stats.dropped["dcep-malformed"]++;
+      this.#counters.dropped["dcep-malformed"]++;
       return;
     }
     const state = this.#addStream(streamId, message.channel);
-    void this.#sctp.send(streamId, Ppid.dcep, Buffer.from(encodeAck()), { ordered: true }).catch(() => undefined);
+    this.#path.send(streamId, Ppid.dcep, encodeAck(), { ordered: true });
     this.emit("stream", state.stream);
   }
 
@@ -459,28 +438,24 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
         done(new PeerwireError("ERR_MESSAGE_TOO_LARGE", `message of ${message.byteLength} bytes exceeds ${this.maxMessageSize}`));
         return;
       }
+      // RFC 8831 §6.6: an empty message is sent as one zero byte with the "empty" PPID.
       const empty = message.byteLength === 0;
-      const payload = empty ? Buffer.alloc(1) : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-      const options = {
-        ordered: stream.ordered,
-        ...(stream.maxRetransmits !== undefined ? { maxRetransmits: stream.maxRetransmits } : {}),
-        ...(stream.maxPacketLifeTimeMs !== undefined ? { expiry: Date.now() / 1000 + stream.maxPacketLifeTimeMs / 1000 } : {}),
-      };
-      // werift assigns TSNs synchronously inside send(), before its first await.
-      const sent = this.#sctp.send(stream.id, empty ? Ppid.binaryEmpty : Ppid.binary, payload, options);
-      state.lastTsn = (this.#internals.localTsn - 1) >>> 0;
+      const payload = empty ? new Uint8Array(1) : message;
+      const options: SendOptions = { ordered: stream.ordered };
+      if (stream.maxRetransmits !== undefined) options.maxRetransmits = stream.maxRetransmits;
+      if (stream.maxPacketLifeTimeMs !== undefined) options.expiresAt = Date.now() + stream.maxPacketLifeTimeMs;
+      // Known before sending: the completion below may run inside send() when the window is open.
+      state.lastTsn = lastTsnOf(this.#path.nextTsn, payload.byteLength);
       state.sendsPending++;
       this.#queuedBytes += payload.byteLength;
-      this.stats.messagesOut++;
-      sent
-        .catch(() => undefined)
-        .finally(() => {
-          state.sendsPending--;
-          this.#queuedBytes -= payload.byteLength;
-          this.#releaseWriters();
-          this.#checkAcknowledged(state);
-        });
-      // Backpressure: the next write waits while werift holds more than maxQueuedBytes untransmitted.
+      this.#counters.messagesOut++;
+      this.#path.send(stream.id, empty ? Ppid.binaryEmpty : Ppid.binary, payload, options, () => {
+        state.sendsPending--;
+        this.#queuedBytes -= payload.byteLength;
+        this.#releaseWriters();
+        this.#checkAcknowledged(state);
+      });
+      // Backpressure: the next write waits while more than maxQueuedBytes wait to be transmitted.
       if (this.#queuedBytes <= this.#maxQueuedBytes) done();
       else this.#writeWaiters.push(() => done(this.#closed ? new PeerwireError("ERR_STREAM_CLOSED", "association closed") : null));
     },
@@ -508,7 +483,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
       if (state === undefined) return;
       if (!state.incomingReset) {
         state.incomingReset = true;
-        delete this.#internals.inboundStreams[stream.id];
+        this.#path.dropInbound(stream.id);
       }
       if (state.outgoingReset === "open") this.#requestOutgoingReset(state);
       this.#maybeRelease(state);
@@ -518,12 +493,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
   #requestOutgoingReset(state: StreamState): void {
     if (this.#closed || state.outgoingReset !== "open") return;
     state.outgoingReset = "requested";
-    if (this.#internals.outboundStreamSeq[state.stream.id] === undefined) {
-      // werift resets only streams it has sent ordered data on; mark one so the request is made.
-      this.#internals.outboundStreamSeq[state.stream.id] = 0;
-    }
-    if (!this.#internals.reconfigQueue.includes(state.stream.id)) this.#internals.reconfigQueue.push(state.stream.id);
-    void this.#internals.transmitReconfigRequest().catch(() => undefined);
+    this.#path.requestOutgoingReset(state.stream.id);
   }
 
   #checkAcknowledged(state: StreamState): void {
@@ -531,9 +501,9 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     if (this.#closed || this.#delivered(state)) this.#wake(state, "ackWaiters");
   }
 
-  /** Everything written on the stream was handed to werift and acknowledged by the peer. */
+  /** Everything written on the stream was transmitted and acknowledged by the peer. */
   #delivered(state: StreamState): boolean {
-    return state.sendsPending === 0 && (state.lastTsn === undefined || tsnAtLeast(this.#internals.lastSackedTsn, state.lastTsn));
+    return state.sendsPending === 0 && (state.lastTsn === undefined || tsnAtLeast(this.#path.cumulativeAcked, state.lastTsn));
   }
 
   #wake(state: StreamState, which: "ackWaiters" | "resetWaiters"): void {
@@ -595,6 +565,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     for (const state of states) this.#closeStream(state, error);
     // An ABORT is sent once and never retransmitted; when we are the one closing, send it three times so that
     // one lost datagram does not leave the peer waiting on a dead association.
+    this.#path.stop();
     const weClose = this.#sctp.state !== "closed";
     const aborts = weClose ? [this.#sctp.abort(), this.#sctp.abort()] : [];
     this.#teardown = Promise.allSettled(aborts)

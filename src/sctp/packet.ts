@@ -1,7 +1,7 @@
 import { crc32c } from "./crc32c.js";
 
 /**
- * Structural check of an SCTP packet before werift-sctp parses it. werift throws (unhandled, crashing the
+ * Structural check of an SCTP packet before peerwire or werift-sctp parses it. werift throws (unhandled, crashing the
  * process) on short packets, bad checksums and unknown chunk types, and loops forever on a chunk or parameter
  * of length 0. Everything werift would choke on is refused here; what passes, werift can parse.
  */
@@ -32,13 +32,6 @@ export type PacketRejection =
   | "chunk-body"
   | "parameter-length"
   | "empty-data";
-
-export interface PacketSummary {
-  /** Streams that received a non-final fragment in this packet: their reassembly may have grown. */
-  fragmentStreams: number[];
-}
-
-const DATA_FLAG_END = 0x01;
 
 const COMMON_HEADER = 12;
 const CHUNK_HEADER = 4;
@@ -78,11 +71,11 @@ function parametersFit(bytes: Uint8Array, start: number, end: number): boolean {
   return true;
 }
 
-export function checkPacket(bytes: Uint8Array): PacketSummary | PacketRejection {
+/** Undefined when the packet is fit to parse, else why not. */
+export function checkPacket(bytes: Uint8Array): PacketRejection | undefined {
   if (bytes.byteLength < COMMON_HEADER + CHUNK_HEADER) return "short-packet";
   const stored = (bytes[8]! | (bytes[9]! << 8) | (bytes[10]! << 16) | (bytes[11]! << 24)) >>> 0; // little-endian, as werift
   if (crc32c(bytes, 8) !== stored) return "checksum";
-  const fragmentStreams: number[] = [];
   let offset = COMMON_HEADER;
   while (offset < bytes.byteLength) {
     if (bytes.byteLength - offset < CHUNK_HEADER) return "chunk-length";
@@ -96,7 +89,6 @@ export function checkPacket(bytes: Uint8Array): PacketSummary | PacketRejection 
     if (bodyLength < layout.minBody) return "chunk-body";
     if (type === ChunkType.data) {
       if (bodyLength === 12) return "empty-data"; // RFC 9260 §6.2: a DATA chunk must carry user data
-      if ((bytes[offset + 1]! & DATA_FLAG_END) === 0) fragmentStreams.push(u16(bytes, bodyStart + 4));
     } else if (type === ChunkType.sack) {
       const gaps = u16(bytes, bodyStart + 8);
       const duplicates = u16(bytes, bodyStart + 10);
@@ -109,5 +101,5 @@ export function checkPacket(bytes: Uint8Array): PacketSummary | PacketRejection 
     }
     offset += length + ((4 - (length % 4)) % 4);
   }
-  return { fragmentStreams };
+  return undefined;
 }

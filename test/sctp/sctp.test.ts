@@ -61,7 +61,7 @@ describe("SCTP packet guard", () => {
 
   test("refuses what would crash or hang werift-sctp, passes valid packets", () => {
     const cookieAck = [11, 0, 0, 4];
-    assert.deepEqual(checkPacket(packet([cookieAck])), { fragmentStreams: [] });
+    assert.equal(checkPacket(packet([cookieAck])), undefined);
     assert.equal(checkPacket(Uint8Array.of(1, 2, 3, 4)), "short-packet");
     const corrupt = packet([cookieAck]);
     corrupt[12] = 14;
@@ -74,7 +74,7 @@ describe("SCTP packet guard", () => {
     assert.equal(checkPacket(packet([[0, 3, 0, 16, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 53]])), "empty-data");
     assert.equal(checkPacket(packet([[3, 0, 0, 16, 0, 0, 0, 1, 0, 0, 0, 0, 0, 9, 0, 0]])), "chunk-body", "SACK claims 9 gap blocks");
     const fragment = [0, 2, 0, 17, 0, 0, 0, 1, 0, 7, 0, 0, 0, 0, 0, 53, 0xaa];
-    assert.deepEqual(checkPacket(packet([fragment])), { fragmentStreams: [7] });
+    assert.equal(checkPacket(packet([fragment])), undefined);
   });
 });
 

@@ -1,0 +1,393 @@
+import { SCTP } from "werift-sctp";
+import { CHUNK_BY_TYPE } from "werift-sctp/lib/sctp/src/chunk.js";
+import { requireMembers, type MemberSpec } from "../boundary.js";
+import type { PeerwireError } from "../errors.js";
+import { ChunkType } from "./packet.js";
+import { Receiver, type ReceiveOutcome, type ReceiverLimits } from "./receiver.js";
+import { Sender, type SendOptions } from "./sender.js";
+import { COMMON_HEADER, DATA_HEADER, decodeForwardTsn, decodeSack, encodeDataPacket, encodeForwardTsnPacket, encodeSackPacket, padded, type OutgoingData } from "./wire.js";
+
+/**
+ * The one place peerwire reaches into werift-sctp. werift keeps what it does well enough and rarely: the INIT /
+ * COOKIE handshake, heartbeats, ABORT, and RFC 6525 stream reconfiguration. peerwire takes over the data path —
+ * receiving DATA, SACK and FORWARD-TSN, reassembly, SACK generation, sending, congestion control and
+ * retransmission (./receiver.ts, ./sender.ts) — because werift's costs a peer can abuse (a SACK's gap blocks
+ * expanded TSN by TSN, reassembly re-walked and re-sorted per chunk) and because it paced itself (a SACK per
+ * packet, a scan of everything in flight per SACK, an await per packet sent, three CRC32c per packet).
+ *
+ * At first use the members relied on are checked (ERR_WERIFT_INCOMPATIBLE names any that is missing or
+ * reshaped); werift-sctp's version is pinned exactly.
+ */
+
+/** werift-sctp members peerwire reads, writes or replaces (several are private in werift's declarations). */
+interface WeriftSctp {
+  associationState: number;
+  localPort: number;
+  remotePort: number | undefined;
+  localVerificationTag: number;
+  remoteVerificationTag: number;
+  localTsn: number;
+  lastReceivedTsn: number | undefined;
+  peerAdvertisedRwnd: number;
+  advertisedRwnd: number;
+  flightSize: number;
+  outboundStreamSeq: Record<number, number | undefined>;
+  inboundStreams: Record<number, unknown>;
+  reconfigQueue: number[];
+  reconfigResponseSeq: number;
+  readonly isStopped: boolean;
+  receiveChunk(chunk: unknown): Promise<void>;
+  receiveReconfigParam(param: ResetRequest | { type: number }): Promise<void>;
+  sendReconfigParam(param: { type: number; bytes: Buffer }): Promise<void>;
+  transmitReconfigRequest(): Promise<void>;
+  // Replaced by the data path:
+  handleData(data: Buffer): Promise<void>;
+  send(streamId: number, ppid: number, data: Buffer, options?: object): Promise<void>;
+  transmit(): Promise<void>;
+  scheduleSack(): Promise<void>;
+  sendSack(): Promise<void>;
+  receiveDataChunk(chunk: unknown): void;
+  receiveSackChunk(chunk: unknown): Promise<void>;
+  receiveForwardTsnChunk(chunk: unknown): void;
+  timer3Expired: () => void;
+  onSackReceived: () => Promise<void>;
+}
+
+interface ResetRequest {
+  type: number;
+  requestSequence: number;
+  lastTsn: number;
+  streams: number[];
+}
+
+const fn = (arity = 0) => ({ kind: "function", arity }) as const;
+const SCTP_SHAPE: MemberSpec = {
+  associationState: { kind: "number" },
+  localPort: { kind: "number" },
+  remotePort: { kind: "present" },
+  localVerificationTag: { kind: "number" },
+  remoteVerificationTag: { kind: "number" },
+  localTsn: { kind: "number" },
+  lastReceivedTsn: { kind: "present" },
+  peerAdvertisedRwnd: { kind: "number" },
+  advertisedRwnd: { kind: "number" },
+  flightSize: { kind: "number" },
+  outboundStreamSeq: { kind: "object" },
+  inboundStreams: { kind: "object" },
+  reconfigQueue: { kind: "array" },
+  reconfigResponseSeq: { kind: "number" },
+  isStopped: { kind: "boolean" },
+  receiveChunk: fn(1),
+  receiveReconfigParam: fn(1),
+  sendReconfigParam: fn(1),
+  transmitReconfigRequest: fn(),
+  handleData: fn(1),
+  send: fn(3),
+  transmit: fn(),
+  scheduleSack: fn(),
+  sendSack: fn(),
+  receiveDataChunk: fn(1),
+  receiveSackChunk: fn(1),
+  receiveForwardTsnChunk: fn(1),
+  timer3Expired: fn(),
+  onSackReceived: fn(),
+};
+const RESET_REQUEST_SHAPE: MemberSpec = { type: { kind: "number" }, requestSequence: { kind: "number" }, lastTsn: { kind: "number" }, streams: { kind: "array" } };
+const ESTABLISHED = 4;
+const OUTGOING_SSN_RESET_REQUEST = 13;
+const RECONFIG_RESPONSE = 16;
+const RESULT_PERFORMED = 1;
+const RESULT_IN_PROGRESS = 6;
+const SACK_EVERY_PACKETS = 8;
+
+export type DataPathDropReason = Exclude<ReceiveOutcome, "accepted" | "duplicate"> | "sack-invalid" | "verification-tag" | "init-in-association" | "not-established";
+
+export interface DataPathHooks {
+  /** A packet to send (the association counts it and hands it to its transport). */
+  send(packet: Buffer): void;
+  message(streamId: number, ppid: number, data: Uint8Array): void;
+  drop(reason: DataPathDropReason): void;
+  violation(error: PeerwireError): void;
+  /** A SACK was processed: more data may be acknowledged. */
+  acknowledged(): void;
+  /** The peer reset these outgoing streams of its own and everything it sent on them has arrived. */
+  incomingReset(streamIds: number[]): void;
+  /** werift rejected a control chunk. */
+  controlError(error: unknown): void;
+}
+
+export interface DataPathOptions extends Omit<ReceiverLimits, "maxFragments"> {
+  role: "client" | "server";
+  port: number;
+}
+
+/**
+ * A werift-sctp association whose data path is peerwire's. Everything outside this class uses it instead of
+ * werift's members.
+ */
+export class WeriftDataPath {
+  readonly sctp: SCTP;
+  readonly #werift: WeriftSctp;
+  readonly #hooks: DataPathHooks;
+  readonly #limits: ReceiverLimits;
+  #sender: Sender | undefined;
+  #receiver: Receiver | undefined;
+  #sackScheduled = false;
+  /** DATA-bearing packets since the last SACK. */
+  #unacknowledgedPackets = 0;
+  /** This packet brought a duplicate or left a gap: the sender needs to hear of it now (RFC 9260 §6.7). */
+  #sackNow = false;
+  #stopped = false;
+
+  constructor(options: DataPathOptions, hooks: DataPathHooks) {
+    const transport = { send: async (packet: Buffer) => hooks.send(packet), close: () => undefined };
+    this.sctp = options.role === "client" ? SCTP.client(transport, options.port) : SCTP.server(transport, options.port);
+    requireMembers(this.sctp, SCTP_SHAPE, "werift-sctp SCTP", "sctp");
+    this.#werift = this.sctp as unknown as WeriftSctp;
+    this.#hooks = hooks;
+    // A message of maxMessageSize in fragments of at least 256 bytes on average (honest stacks send ~1200).
+    this.#limits = { ...options, maxFragments: Math.max(64, Math.ceil(options.maxMessageSize / 256)) };
+    this.#takeOver();
+  }
+
+  /** Highest TSN the peer acknowledged cumulatively. */
+  get cumulativeAcked(): number {
+    return this.#senderNow().cumulativeAcked;
+  }
+
+  /** The TSN the next chunk sent will get. */
+  get nextTsn(): number {
+    return this.#sender?.nextTsn ?? this.#werift.localTsn;
+  }
+
+  get senderStats(): Sender["stats"] | undefined {
+    return this.#sender?.stats;
+  }
+
+  get congestion(): { cwnd: number; flightSize: number; rtoMs: number; srttMs: number | undefined } | undefined {
+    const sender = this.#sender;
+    return sender === undefined ? undefined : { cwnd: sender.cwnd, flightSize: sender.flightSize, rtoMs: sender.rtoMs, srttMs: sender.srttMs };
+  }
+
+  /** Bytes and pieces (fragments, messages waiting for an earlier one) the receiver holds now. */
+  get held(): { bytes: number; chunks: number } {
+    return { bytes: this.#receiver?.heldBytes ?? 0, chunks: this.#receiver?.heldChunks ?? 0 };
+  }
+
+  /** Queues a message; TSNs are assigned before this returns. `onSent` runs when its last fragment went out. */
+  send(streamId: number, ppid: number, data: Uint8Array, options: SendOptions, onSent?: () => void): void {
+    this.#senderNow().send(streamId, ppid, data, options, onSent);
+  }
+
+  /** Asks the peer to reset our outgoing stream (RFC 6525); werift sends the request and retransmits it. */
+  requestOutgoingReset(streamId: number): void {
+    // werift resets only streams it has sent ordered data on; mark one so the request is made.
+    if (this.#werift.outboundStreamSeq[streamId] === undefined) this.#werift.outboundStreamSeq[streamId] = 0;
+    if (!this.#werift.reconfigQueue.includes(streamId)) this.#werift.reconfigQueue.push(streamId);
+    this.#mirrorTsn();
+    void this.#werift.transmitReconfigRequest().catch(() => undefined);
+  }
+
+  /** Forgets what is held for an inbound stream (the application dropped it). */
+  dropInbound(streamId: number): void {
+    this.#receiver?.resetStream(streamId);
+  }
+
+  /** Stops the data path's timers; werift's own stop() follows. */
+  stop(): void {
+    this.#stopped = true;
+    this.#sender?.stop();
+  }
+
+  /** Checked packet in (see checkPacket); never throws. */
+  receive(packet: Buffer): void {
+    if (this.#stopped || this.#werift.isStopped) return;
+    const tag = packet.readUInt32BE(4);
+    const firstType = packet[COMMON_HEADER];
+    if (firstType === ChunkType.init) {
+      // RFC 9260 §8.5.1: an INIT carries tag 0 and travels alone. One arriving mid-association would make werift
+      // adopt the sender's new verification tag (a restart peerwire does not support): refused.
+      if (tag !== 0 || padded(packet.readUInt16BE(COMMON_HEADER + 2)) + COMMON_HEADER < packet.byteLength) return this.#hooks.drop("verification-tag");
+      if (this.#werift.associationState === ESTABLISHED) return this.#hooks.drop("init-in-association");
+    } else if (tag !== this.#werift.localVerificationTag) {
+      return this.#hooks.drop("verification-tag");
+    }
+    this.#receiveFrom(packet, COMMON_HEADER, false);
+  }
+
+  /** Chunks from `offset` on, in order; werift handles control chunks (async), the data path the rest (sync). */
+  #receiveFrom(packet: Buffer, offset: number, sawData: boolean): void {
+    while (offset < packet.byteLength) {
+      const type = packet[offset]!;
+      const length = packet.readUInt16BE(offset + 2);
+      const next = offset + padded(length);
+      if (type === ChunkType.data) {
+        this.#onData(packet, offset, length);
+        sawData = true;
+      } else if (type === ChunkType.sack) {
+        this.#onSack(packet, offset);
+      } else if (type === ChunkType.forwardTsn) {
+        this.#onForwardTsn(packet, offset, length);
+        sawData = true;
+      } else {
+        const ChunkClass = (CHUNK_BY_TYPE as Record<string, new (flags: number, body: Buffer) => unknown>)[String(type)];
+        if (ChunkClass !== undefined) {
+          const chunk = new ChunkClass(packet[offset + 1]!, packet.subarray(offset + 4, offset + length));
+          this.#werift.receiveChunk(chunk).then(
+            () => this.#receiveFrom(packet, next, sawData),
+            (error: unknown) => this.#hooks.controlError(error),
+          );
+          return;
+        }
+      }
+      offset = next;
+    }
+    if (sawData) {
+      this.#unacknowledgedPackets++;
+      this.#scheduleSack();
+    }
+  }
+
+  #onData(packet: Buffer, offset: number, length: number): void {
+    const receiver = this.#receiverNow();
+    if (receiver === undefined) return this.#hooks.drop("not-established");
+    const body = offset + 4;
+    const outcome = receiver.receive(
+      packet.readUInt32BE(body),
+      packet.readUInt16BE(body + 4),
+      packet.readUInt16BE(body + 6),
+      packet.readUInt32BE(body + 8),
+      packet[offset + 1]!,
+      packet.subarray(offset + DATA_HEADER, offset + length),
+    );
+    if (outcome === "duplicate") this.#sackNow = true;
+    else if (outcome !== "accepted") this.#hooks.drop(outcome);
+  }
+
+  #onSack(packet: Buffer, offset: number): void {
+    if (this.#werift.associationState !== ESTABLISHED) return this.#hooks.drop("not-established");
+    const sack = decodeSack(packet, offset);
+    if (!this.#senderNow().onSack(sack.cumulativeTsn, sack.advertisedWindow, sack.gapStarts, sack.gapEnds)) this.#hooks.drop("sack-invalid");
+    this.#mirrorFlight();
+  }
+
+  #onForwardTsn(packet: Buffer, offset: number, length: number): void {
+    const receiver = this.#receiverNow();
+    if (receiver === undefined) return this.#hooks.drop("not-established");
+    const forward = decodeForwardTsn(packet, offset, length);
+    receiver.forward(forward.cumulativeTsn, forward.streams);
+  }
+
+  /**
+   * SACKs (RFC 9260 §6.2): one at the end of every event-loop turn that received DATA, covering every packet of
+   * the turn, and one after every SACK_EVERY_PACKETS packets within a turn, so that one lost SACK never leaves
+   * the sender's whole window unacknowledged until its retransmission timer fires. While TSNs are missing, or
+   * when a duplicate arrived, every packet is acknowledged at once: each SACK is a miss indication the sender
+   * counts towards fast retransmit (§7.2.4), and with a small window there are few packets to give them.
+   */
+  #scheduleSack(): void {
+    const now = this.#sackNow || (this.#receiver?.gapCount ?? 0) > 0;
+    this.#sackNow = false;
+    if (now || this.#unacknowledgedPackets >= SACK_EVERY_PACKETS) return this.#sendSack();
+    if (this.#sackScheduled) return;
+    this.#sackScheduled = true;
+    setImmediate(() => {
+      this.#sackScheduled = false;
+      if (this.#unacknowledgedPackets > 0) this.#sendSack();
+    });
+  }
+
+  #sendSack(): void {
+    this.#unacknowledgedPackets = 0;
+    const receiver = this.#receiver;
+    if (receiver === undefined || this.#stopped || this.#werift.isStopped) return;
+    this.#werift.lastReceivedTsn = receiver.cumulativeTsn;
+    this.#hooks.send(encodeSackPacket(this.#ports(), this.#werift.remoteVerificationTag, receiver.sack()));
+  }
+
+  #ports(): { source: number; destination: number } {
+    return { source: this.#werift.localPort, destination: this.#werift.remotePort ?? this.#werift.localPort };
+  }
+
+  /** The receiver starts where the handshake put the peer's initial TSN. */
+  #receiverNow(): Receiver | undefined {
+    if (this.#receiver === undefined) {
+      const initial = this.#werift.lastReceivedTsn;
+      if (initial === undefined || this.#werift.associationState !== ESTABLISHED) return undefined;
+      this.#receiver = new Receiver(initial, this.#limits, {
+        message: (streamId, ppid, data) => this.#hooks.message(streamId, ppid, data),
+        violation: (error) => this.#hooks.violation(error),
+      });
+    }
+    return this.#receiver;
+  }
+
+  #senderNow(): Sender {
+    if (this.#sender === undefined) {
+      this.#sender = new Sender(this.#werift.localTsn, this.#werift.peerAdvertisedRwnd, {
+        sendData: (chunks: readonly OutgoingData[], size: number) => {
+          if (this.#stopped) return;
+          this.#hooks.send(encodeDataPacket(this.#ports(), this.#werift.remoteVerificationTag, chunks, size));
+        },
+        sendForwardTsn: (cumulativeTsn, streams) => {
+          if (this.#stopped) return;
+          this.#hooks.send(encodeForwardTsnPacket(this.#ports(), this.#werift.remoteVerificationTag, cumulativeTsn, streams));
+        },
+        takeSsn: (streamId) => {
+          const ssn = this.#werift.outboundStreamSeq[streamId] ?? 0;
+          this.#werift.outboundStreamSeq[streamId] = (ssn + 1) & 0xffff;
+          return ssn;
+        },
+        acknowledged: () => this.#hooks.acknowledged(),
+      });
+      if (this.#stopped) this.#sender.stop();
+    }
+    return this.#sender;
+  }
+
+  /** werift's reconfiguration requests carry the last TSN sent (RFC 6525 §4.1). */
+  #mirrorTsn(): void {
+    if (this.#sender !== undefined) this.#werift.localTsn = this.#sender.nextTsn;
+  }
+
+  /** werift's heartbeat runs only while nothing is in flight. */
+  #mirrorFlight(): void {
+    if (this.#sender !== undefined) this.#werift.flightSize = this.#sender.flightSize;
+  }
+
+  #takeOver(): void {
+    const werift = this.#werift;
+    const refuse = (what: string) => () => {
+      throw new Error(`peerwire replaced werift-sctp's ${what}`);
+    };
+    werift.handleData = async (data) => this.receive(data);
+    werift.send = async (streamId, ppid, data) => this.send(streamId, ppid, data, { ordered: true });
+    werift.transmit = async () => this.#sender?.transmit();
+    werift.scheduleSack = async () => this.#scheduleSack();
+    werift.sendSack = async () => this.#scheduleSack();
+    werift.receiveDataChunk = refuse("DATA path");
+    werift.receiveSackChunk = refuse("SACK path");
+    werift.receiveForwardTsnChunk = refuse("FORWARD-TSN path");
+    werift.timer3Expired = () => undefined; // T3 is the Sender's
+    werift.onSackReceived = async () => undefined;
+    // Incoming stream resets, done per RFC 6525 §5.2.2: not before every TSN up to the sender's last one arrived.
+    // werift deletes the inbound stream at once (dropping data still in reassembly) and resets our outgoing side
+    // too, which would cut off data we still send; peerwire closes each direction on its own.
+    const original = werift.receiveReconfigParam.bind(werift);
+    werift.receiveReconfigParam = async (param) => {
+      if (param.type !== OUTGOING_SSN_RESET_REQUEST) return original(param);
+      requireMembers(param, RESET_REQUEST_SHAPE, "werift-sctp OutgoingSSNResetRequestParam", "sctp");
+      const request = param as ResetRequest;
+      const received = this.#receiver?.cumulativeTsn ?? werift.lastReceivedTsn;
+      const complete = received !== undefined && ((received - request.lastTsn) >>> 0) < 0x80000000;
+      const response = Buffer.alloc(8);
+      response.writeUInt32BE(request.requestSequence, 0);
+      response.writeUInt32BE(complete ? RESULT_PERFORMED : RESULT_IN_PROGRESS, 4);
+      if (complete) werift.reconfigResponseSeq = request.requestSequence;
+      await werift.sendReconfigParam({ type: RECONFIG_RESPONSE, bytes: response });
+      if (!complete) return; // the peer retransmits the request; by then the data will have arrived
+      for (const id of request.streams) this.#receiver?.resetStream(id);
+      this.#hooks.incomingReset(request.streams);
+    };
+  }
+}
