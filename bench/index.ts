@@ -2,6 +2,8 @@
  * `npm run bench [-- --quick]`: peerwire against what a user would use instead, in one run on this machine.
  * Systems are interleaved sample by sample (A B, then B A, …) so that load drifts hit both alike; each sample gets
  * a fresh connection; the machine's load is recorded with every sample. Results: bench/results/<date>.json.
+ * Rows say where the two ends ran: "1 process" (both in this process) or "2 processes" (sender and receiver in
+ * processes of their own, bench/child.ts — how users run it).
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -12,13 +14,15 @@ import { installNetworkGuard } from "../test/helpers/network-guard.js";
 import { Lab, labIceArgs, labUnavailable, SIGNAL_URL, type NatKind } from "../test/netns/lab.js";
 import { renderChart } from "./chart.js";
 import { summarize, type Summary } from "./stats.js";
-import { aesGcmLimit, closeShared, nodeDataChannel, peerwire, peerwireLossyThroughput, udpLimit, weriftPeerConnection, type BenchSystem } from "./systems.js";
+import { childViolations, twoProcessTransfers, udpAcrossProcesses } from "./processes.js";
+import type { ChildSystem, TransferSpec } from "./protocol.js";
+import { aesGcmLimit, closeShared, crc32cLimit, nodeDataChannel, peerwire, peerwireLossyThroughput, udpLimit, weriftByHandConnect, weriftPeerConnection, type BenchSystem } from "./systems.js";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean", default: false }, out: { type: "string", default: "bench/results" } } });
 const MiB = 1024 * 1024;
 const config = values.quick
-  ? { repetitions: 5, throughputBytes: 8 * MiB, roundTrips: 100, limitBytes: 16 * MiB, scaling: [1, 10], scalingRepetitions: 2, lossyBytes: 4 * MiB, lossyRepetitions: 2, natBytes: 4 * MiB, natRepetitions: 1 }
-  : { repetitions: 20, throughputBytes: 64 * MiB, roundTrips: 500, limitBytes: 64 * MiB, scaling: [1, 10, 50], scalingRepetitions: 3, lossyBytes: 16 * MiB, lossyRepetitions: 5, natBytes: 16 * MiB, natRepetitions: 5 };
+  ? { repetitions: 5, throughputBytes: 8 * MiB, roundTrips: 100, limitBytes: 16 * MiB, scaling: [1, 10], scalingRepetitions: 2, lossyBytes: 4 * MiB, lossyRepetitions: 2, natBytes: 4 * MiB, natRepetitions: 1, twoProcessRepetitions: 5, twoProcessBytes: 16 * MiB, coldBytes: 4 * MiB, soakConnects: 100, udpRounds: 1000 }
+  : { repetitions: 20, throughputBytes: 64 * MiB, roundTrips: 500, limitBytes: 64 * MiB, scaling: [1, 10, 50], scalingRepetitions: 3, lossyBytes: 16 * MiB, lossyRepetitions: 5, natBytes: 16 * MiB, natRepetitions: 5, twoProcessRepetitions: 8, twoProcessBytes: 64 * MiB, coldBytes: 4 * MiB, soakConnects: 1000, udpRounds: 5000 };
 const MESSAGE = 16 * 1024;
 
 interface Sample {
@@ -37,23 +41,32 @@ const unavailable: Record<string, string> = {};
 /** Measurements that did not finish within MEASUREMENT_TIMEOUT_MS, by "system / scenario". */
 const failures: Record<string, number> = {};
 const MEASUREMENT_TIMEOUT_MS = 120_000;
+/** One connect of the soak: peerwire's own connect gives up at 30 s. */
+const SOAK_CONNECT_TIMEOUT_MS = 35_000;
 
 /**
  * Runs one measurement with a deadline; a timeout is counted as a failure and the run goes on. What the stuck
- * measurement holds (sockets, a native peer connection) stays open until the bench exits.
+ * measurement holds (sockets, a native peer connection) stays open until the bench exits (child processes exit
+ * by themselves at the same deadline). Resolves with whether the measurement succeeded.
  */
-async function bounded(system: string, scenario: string, work: () => Promise<void>): Promise<void> {
+async function bounded(system: string, scenario: string, work: () => Promise<void>, timeoutMs = MEASUREMENT_TIMEOUT_MS): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), MEASUREMENT_TIMEOUT_MS);
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
   });
-  const outcome = await Promise.race([work().then(() => "done" as const, () => "error" as const), deadline]);
+  let reason = "";
+  const failed = (error: unknown) => {
+    reason = error instanceof Error ? error.message.split("\n")[0]! : String(error);
+    return "error" as const;
+  };
+  const outcome = await Promise.race([work().then(() => "done" as const, failed), deadline]);
   clearTimeout(timer);
   if (outcome !== "done") {
     const key = `${system} / ${scenario}`;
     failures[key] = (failures[key] ?? 0) + 1;
-    process.stderr.write(`\n  ${key}: ${outcome === "timeout" ? `no result within ${MEASUREMENT_TIMEOUT_MS / 1000} s` : "failed"}\n`);
+    process.stderr.write(`\n  ${key}: ${outcome === "timeout" ? `no result within ${timeoutMs / 1000} s` : `failed (${reason})`}\n`);
   }
+  return outcome === "done";
 }
 
 function record(system: string, scenario: string, value: number, unit: string): void {
@@ -64,27 +77,27 @@ async function measure(system: BenchSystem, repetition: number): Promise<void> {
   // Connect time on every connection; each measurement on a connection of its own.
   const scenarios: Array<[string, string, (pair: Awaited<ReturnType<BenchSystem["connect"]>>) => Promise<number | number[]>]> = [
     [
-      "throughput, 1 stream",
+      "throughput, 1 stream, 1 process",
       "MB/s",
       async (pair) => {
         // CPU for both ends (one process) per MB moved, and the process RSS right after.
         const cpu = process.cpuUsage();
         const rate = await pair.throughput(config.throughputBytes, MESSAGE, 1);
         const used = process.cpuUsage(cpu);
-        record(system.name, "CPU per MB (both ends)", (used.user + used.system) / 1000 / (config.throughputBytes / 1e6), "ms/MB");
-        record(system.name, "RSS after a transfer", process.memoryUsage().rss / MiB, "MiB");
+        record(system.name, "CPU per MB, 1 process (both ends)", (used.user + used.system) / 1000 / (config.throughputBytes / 1e6), "ms/MB");
+        record(system.name, "RSS after a transfer, 1 process (both ends)", process.memoryUsage().rss / MiB, "MiB");
         return rate;
       },
     ],
-    ["throughput, 4 streams", "MB/s", (pair) => pair.throughput(config.throughputBytes, MESSAGE, 4)],
-    ["round trip", "ms", (pair) => pair.roundTrips(repetition === 0 ? config.roundTrips : Math.ceil(config.roundTrips / 5))],
+    ["throughput, 4 streams, 1 process", "MB/s", (pair) => pair.throughput(config.throughputBytes, MESSAGE, 4)],
+    ["round trip, 1 process", "ms", (pair) => pair.roundTrips(repetition === 0 ? config.roundTrips : Math.ceil(config.roundTrips / 5))],
   ];
   for (const [scenario, unit, run] of scenarios) {
     // A stuck peer (a channel that never opens, an event that never fires) costs one failure, not the run.
     await bounded(system.name, scenario, async () => {
       const pair = await system.connect();
-      record(system.name, "connect", pair.connectMs, "ms");
-      for (const [phase, ms] of Object.entries(pair.phases ?? {})) record(system.name, `connect: ${phase}`, ms, "ms");
+      record(system.name, "connect, 1 process", pair.connectMs, "ms");
+      for (const [phase, ms] of Object.entries(pair.phases ?? {})) record(system.name, `connect, 1 process: ${phase}`, ms, "ms");
       try {
         const result = await run(pair);
         for (const value of Array.isArray(result) ? result : [result]) record(system.name, scenario, value, unit);
@@ -107,10 +120,67 @@ async function scaling(system: BenchSystem, n: number): Promise<void> {
   const seconds = (performance.now() - started) / 1000;
   collectGarbage();
   const after = process.memoryUsage();
-  record(system.name, `setup rate, ${n} at once`, n / seconds, "conn/s");
-  record(system.name, `RSS per connection, ${n} open`, (after.rss - before.rss) / MiB / n, "MiB");
-  record(system.name, `JS heap+external per connection, ${n} open`, (after.heapUsed + after.external - before.heapUsed - before.external) / MiB / n, "MiB");
+  record(system.name, `setup rate, ${n} at once, 1 process`, n / seconds, "conn/s");
+  record(system.name, `RSS per connection, ${n} open, 1 process`, (after.rss - before.rss) / MiB / n, "MiB");
+  record(system.name, `JS heap+external per connection, ${n} open, 1 process`, (after.heapUsed + after.external - before.heapUsed - before.external) / MiB / n, "MiB");
   await Promise.all(pairs.map((pair) => pair.close()));
+}
+
+/** The transfers of one two-process measurement, in order, on one connection. */
+function twoProcessPlan(): Array<TransferSpec & { scenario: string }> {
+  const mib = (bytes: number) => `${bytes / MiB} MiB`;
+  return [
+    // The first transfer in fresh processes (JIT cold); it is also the warm-up of the two after it.
+    { label: "cold", bytes: config.coldBytes, messageBytes: 16 * 1024, scenario: `cold: first ${mib(config.coldBytes)}, 16 KiB messages` },
+    { label: "warm-16k", bytes: config.twoProcessBytes, messageBytes: 16 * 1024, scenario: `warm: ${mib(config.twoProcessBytes)}, 16 KiB messages` },
+    { label: "warm-64k", bytes: config.twoProcessBytes, messageBytes: 64 * 1024, scenario: `warm: ${mib(config.twoProcessBytes)}, 64 KiB messages` },
+  ];
+}
+
+/**
+ * Sender and receiver in two fresh Node processes (bench/child.ts), the parent relaying signaling: connect, then
+ * the plan's transfers one after the other on that connection. Throughput from the sender's first write to the
+ * receiver's 1-byte acknowledgement of the last byte; CPU summed over both processes (process.cpuUsage in each).
+ */
+async function twoProcesses(system: BenchSystem): Promise<void> {
+  const plan = twoProcessPlan();
+  const result = await twoProcessTransfers(system.name as ChildSystem, plan, MEASUREMENT_TIMEOUT_MS);
+  record(system.name, "connect, 2 processes (fresh processes)", result.connectMs, "ms");
+  for (const [i, transfer] of result.transfers.entries()) {
+    const scenario = plan[i]!.scenario;
+    record(system.name, `throughput, 2 processes, ${scenario}`, transfer.mbps, "MB/s");
+    record(system.name, `CPU per MB, 2 processes (sum of both), ${scenario}`, transfer.cpuMsPerMB, "ms/MB");
+  }
+}
+
+const WERIFT_BY_HAND = "werift layers by hand";
+
+/**
+ * N sequential loopback connects in this process, each closed before the next: peerwire (start → first verified
+ * stream, as every peerwire connect here) interleaved with werift's layers wired by hand (ICE → DTLS → SCTP, no
+ * verification, no stream). A failure is a connect that threw or missed SOAK_CONNECT_TIMEOUT_MS.
+ */
+async function connectSoak(systems: BenchSystem[]): Promise<void> {
+  const scenario = `connect soak, ${config.soakConnects} sequential, 1 process`;
+  const contenders: Array<[string, () => Promise<{ connectMs: number; close(): Promise<void> }>]> = [
+    [WERIFT_BY_HAND, weriftByHandConnect],
+    ...systems.filter((s) => s.name === peerwire.name).map((s): [string, () => Promise<{ connectMs: number; close(): Promise<void> }>] => [s.name, () => s.connect()]),
+  ];
+  const failed = new Map(contenders.map(([name]) => [name, 0]));
+  for (let i = 0; i < config.soakConnects; i++) {
+    const order = i % 2 === 0 ? contenders : [...contenders].reverse();
+    for (const [name, connectOnce] of order) {
+      const ok = await bounded(name, scenario, async () => {
+        const pair = await connectOnce();
+        record(name, scenario, pair.connectMs, "ms");
+        await pair.close();
+      }, SOAK_CONNECT_TIMEOUT_MS);
+      if (!ok) failed.set(name, failed.get(name)! + 1);
+    }
+    if (i % 10 === 9) process.stderr.write(`\r  connect soak ${i + 1}/${config.soakConnects}`);
+  }
+  process.stderr.write("\n");
+  for (const [name, count] of failed) record(name, `connect soak failures (of ${config.soakConnects}), 1 process`, count, "failures");
 }
 
 /** A full collection before each memory reading when node runs with --expose-gc (npm run bench does). */
@@ -221,6 +291,13 @@ async function main(): Promise<void> {
     process.stderr.write(`\r  repetition ${repetition + 1}/${config.repetitions}`);
   }
   process.stderr.write("\n");
+  for (let repetition = 0; repetition < config.twoProcessRepetitions; repetition++) {
+    const order = repetition % 2 === 0 ? systems : [...systems].reverse();
+    for (const system of order) await bounded(system.name, "2 processes", () => twoProcesses(system));
+    process.stderr.write(`\r  2 processes ${repetition + 1}/${config.twoProcessRepetitions}`);
+  }
+  process.stderr.write("\n");
+  await connectSoak(systems);
   for (let r = 0; r < config.lossyRepetitions; r++) {
     for (const loss of [0.01, 0.05]) {
       const scenario = `throughput, ${loss * 100}% loss`;
@@ -230,10 +307,21 @@ async function main(): Promise<void> {
     }
   }
   await throughNat();
-  const limits = { "raw node:dgram, 1200-byte datagrams": await udpLimit(config.limitBytes), "AES-128-GCM seal+open, 1200-byte records": aesGcmLimit(config.limitBytes) };
+  const limits: Record<string, number> = {
+    "raw node:dgram, 1200-byte datagrams, 1 process": await udpLimit(config.limitBytes),
+    "AES-128-GCM seal+open, 1200-byte records": aesGcmLimit(config.limitBytes),
+    "CRC32c (src/sctp/crc32c.ts), 1228-byte packets": crc32cLimit(config.limitBytes),
+  };
+  const roundTripLimits: Record<string, Summary> = {};
+  await bounded("udp child", "UDP across processes", async () => {
+    const udp = await udpAcrossProcesses(config.udpRounds, config.limitBytes, MEASUREMENT_TIMEOUT_MS);
+    limits["raw node:dgram to another process, 1200-byte datagrams"] = udp.mbps;
+    roundTripLimits["raw node:dgram round trip between two processes, 1200-byte datagrams"] = summarize(udp.roundTripsMs, "ms");
+  });
   await closeShared();
   guard.uninstall();
-  if (guard.violations.length > 0) throw new Error(`traffic beyond loopback: ${guard.violations.join(", ")}`);
+  const violations = [...guard.violations, ...childViolations];
+  if (violations.length > 0) throw new Error(`traffic beyond loopback: ${violations.join(", ")}`);
 
   const summaries: Record<string, Record<string, Summary>> = {};
   for (const sample of samples) {
@@ -241,7 +329,7 @@ async function main(): Promise<void> {
     const group = samples.filter((s) => s.system === sample.system && s.scenario === sample.scenario);
     summaries[sample.system]![sample.scenario] ??= summarize(group.map((s) => s.value), sample.unit);
   }
-  const references = [nodeDataChannel.name, weriftPeerConnection.name];
+  const references = [nodeDataChannel.name, weriftPeerConnection.name, WERIFT_BY_HAND];
   const result = {
     date: started.toISOString(),
     quick: values.quick,
@@ -251,6 +339,7 @@ async function main(): Promise<void> {
     unavailable,
     failures,
     limitsMBps: limits,
+    limitsRoundTripMs: roundTripLimits,
     summaries,
     samples,
   };
@@ -258,13 +347,21 @@ async function main(): Promise<void> {
   const file = `${values.out}/${started.toISOString().replace(/[:.]/g, "-")}${values.quick ? "-quick" : ""}.json`;
   await writeFile(file, JSON.stringify(result, null, 2));
   const chart = file.replace(/\.json$/, ".svg");
-  await writeFile(chart, renderChart(summaries, ["connect", "throughput, 1 stream", "throughput, 4 streams", "round trip"], `peerwire bench${values.quick ? " (quick)" : ""} — loopback, ${result.machine.cpus} cores`, result.date));
+  const twoProcessWarm = `throughput, 2 processes, ${twoProcessPlan()[1]!.scenario}`;
+  await writeFile(chart, renderChart(summaries, ["connect, 1 process", "throughput, 1 stream, 1 process", twoProcessWarm, "round trip, 1 process"], `peerwire bench${values.quick ? " (quick)" : ""} — loopback, ${result.machine.cpus} cores`, result.date));
   console.log(`\npeerwire bench — ${result.machine.cpus} × ${result.machine.model}, load ${loadAtStart.map((l) => l.toFixed(2)).join(" ")} → ${result.machine.loadAtEnd.map((l) => l.toFixed(2)).join(" ")}`);
   console.log(`${config.repetitions} interleaved repetitions, fresh connection per measurement, loopback only\n`);
   console.log(table(summaries, references));
   const failed = Object.entries(failures);
   console.log(`\nmeasurements without a result (timeout ${MEASUREMENT_TIMEOUT_MS / 1000} s or error): ${failed.length === 0 ? "none" : failed.map(([k, n]) => `${k} ×${n}`).join("; ")}`);
   console.log(`\npractical limits: ${Object.entries(limits).map(([k, v]) => `${k} ${v.toFixed(1)} MB/s`).join("; ")}`);
+  for (const [k, v] of Object.entries(roundTripLimits)) console.log(`  ${k}: median ${(v.median * 1000).toFixed(0)} µs, p99 ${(v.p99 * 1000).toFixed(0)} µs (n ${v.n})`);
+  const soak = `connect soak, ${config.soakConnects} sequential, 1 process`;
+  const mine = summaries[peerwire.name]?.[soak];
+  const yardstick = summaries[WERIFT_BY_HAND]?.[soak];
+  if (mine !== undefined && yardstick !== undefined) {
+    console.log(`\nconnect soak: peerwire p50 ${mine.median.toFixed(1)} ms / ${WERIFT_BY_HAND} p50 ${yardstick.median.toFixed(1)} ms = ${(mine.median / yardstick.median).toFixed(2)}× (target ≤ 0.50×)`);
+  }
   console.log(`\nall samples: ${file}\nchart: ${chart}`);
 }
 

@@ -5,10 +5,12 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { once } from "node:events";
-import { RTCPeerConnection, type RTCDataChannel } from "werift";
+import { Candidate as WeriftCandidate, Connection as WeriftIce, DtlsClient, DtlsServer, RTCPeerConnection, type CandidatePair, type DtlsSocket, type RTCDataChannel } from "werift";
+import { SCTP } from "werift-sctp";
 import { connect, exchangePair, Identity, type Connection, type Stream } from "../src/index.js";
 import { connectDtls, anyPeer } from "../src/dtls/index.js";
 import { Association } from "../src/sctp/index.js";
+import { crc32c } from "../src/sctp/crc32c.js";
 import { StunResponder } from "../src/signaling/index.js";
 import { createMemoryPair } from "../src/transport/index.js";
 
@@ -226,6 +228,112 @@ export const weriftPeerConnection: BenchSystem = {
   },
 };
 
+// ── werift's layers wired by hand (the connect-time yardstick) ───────────────────────────────────────────
+const SCTP_PORT = 5000;
+const ECDSA_SHA256 = { hash: 4, signature: 3 } as const;
+/** RFC 7983: DTLS records start with 20–63. */
+const isDtlsDatagram = (data: Buffer) => data.length > 0 && data[0]! >= 20 && data[0]! <= 63;
+
+/** werift's ICE agent restricted to 127.0.0.1, with no STUN server at all (as src/ice/agent.ts configures it). */
+function loopbackIce(controlling: boolean): WeriftIce {
+  const ice = new WeriftIce(controlling, {
+    useIpv4: false,
+    useIpv6: false,
+    additionalHostAddresses: ["127.0.0.1"],
+    interfaceAddresses: { udp4: "127.0.0.1" },
+    filterCandidatePair: (pair: CandidatePair) => pair.remoteCandidate.host.startsWith("127."),
+  });
+  // werift substitutes a public Google STUN server when none is configured: remove it before gathering.
+  ice.stunServer = undefined;
+  return ice;
+}
+
+export interface WeriftByHand {
+  /** Start (before the ICE agents exist) until both SCTP associations report "connected". */
+  connectMs: number;
+  close(): Promise<void>;
+}
+
+/**
+ * werift's ICE Connection → DtlsClient/DtlsServer (mutual certificates, as werift's RTCPeerConnection and
+ * peerwire both run it) → werift-sctp, wired together directly in this process on loopback: none of peerwire's
+ * guards, no verification of the handshake, no stream opened. What "werift, assembled by hand" costs at the
+ * least; the yardstick for peerwire's connect time. Candidates go through their SDP form, as over signaling.
+ */
+export async function weriftByHandConnect(): Promise<WeriftByHand> {
+  identities ??= Promise.all([Identity.generate(), Identity.generate()]);
+  const [alice, bob] = await identities;
+  const started = performance.now();
+  const ices = [loopbackIce(true), loopbackIce(false)] as const;
+  const dtlsSockets: DtlsSocket[] = [];
+  const sctps: SCTP[] = [];
+  const close = async () => {
+    await Promise.all(sctps.map((sctp) => sctp.stop().catch(() => undefined)));
+    for (const dtls of dtlsSockets) {
+      try {
+        dtls.close();
+      } catch {
+        // already closed
+      }
+    }
+    await new Promise((resolve) => setImmediate(resolve)); // let the last datagrams reach the kernel
+    await Promise.all(ices.map((ice) => ice.close().catch(() => undefined)));
+  };
+  try {
+    await Promise.all(ices.map((ice) => ice.gatherCandidates()));
+    const signal = (from: WeriftIce, to: WeriftIce) => {
+      to.setRemoteParams({ iceLite: false, usernameFragment: from.localUsername, password: from.localPassword });
+      for (const candidate of from.localCandidates) {
+        const sdp = candidate.toSdp();
+        void to.addRemoteCandidate(WeriftCandidate.fromSdp(sdp.startsWith("candidate:") ? sdp.slice("candidate:".length) : sdp));
+      }
+      void to.addRemoteCandidate(undefined);
+    };
+    signal(ices[0], ices[1]);
+    signal(ices[1], ices[0]);
+    await Promise.all(ices.map((ice) => ice.connect()));
+    const connected = (ice: WeriftIce, identity: Identity, client: boolean) => {
+      const transport = {
+        type: "ice",
+        address: { address: "127.0.0.1", family: "IPv4", port: 0 },
+        closed: false,
+        onData: (_data: Buffer) => undefined as void,
+        send: (data: Buffer) => ice.send(data),
+        close: async () => undefined,
+      };
+      ice.onData.subscribe((data) => {
+        if (isDtlsDatagram(data)) transport.onData(data);
+      });
+      const options = { transport, cert: identity.certificatePem, key: identity.privateKeyPem, signatureHash: ECDSA_SHA256, extendedMasterSecret: true, certificateRequest: true };
+      const dtls = client ? new DtlsClient(options) : new DtlsServer(options);
+      dtlsSockets.push(dtls);
+      return new Promise<DtlsSocket>((resolve, reject) => {
+        dtls.onConnect.once(() => resolve(dtls));
+        if (dtls instanceof DtlsClient) dtls.connect().catch(reject);
+      });
+    };
+    const [clientDtls, serverDtls] = await Promise.all([connected(ices[0], alice, true), connected(ices[1], bob, false)]);
+    const associate = (dtls: DtlsSocket, client: boolean) => {
+      const transport: { onData?: (data: Buffer) => void; send: (data: Buffer) => Promise<void>; close: () => void } = {
+        send: (data) => dtls.send(data),
+        close: () => undefined,
+      };
+      dtls.onData.subscribe((data) => transport.onData?.(data));
+      const sctp = client ? SCTP.client(transport, SCTP_PORT) : SCTP.server(transport, SCTP_PORT);
+      sctps.push(sctp);
+      return new Promise<void>((resolve, reject) => {
+        sctp.stateChanged.connected.once(() => resolve());
+        sctp.start(SCTP_PORT).catch(reject);
+      });
+    };
+    await Promise.all([associate(clientDtls, true), associate(serverDtls, false)]);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { connectMs: performance.now() - started, close };
+}
+
 // ── node-datachannel (libdatachannel, native; optional dependency) ───────────────────────────────────────
 type NodeDataChannel = typeof import("node-datachannel");
 type NativeChannel = InstanceType<NodeDataChannel["PeerConnection"]> extends { createDataChannel(...a: never[]): infer C } ? C : never;
@@ -367,6 +475,23 @@ export function aesGcmLimit(total: number): number {
     decipher.final();
   }
   return total / 1e6 / ((performance.now() - started) / 1000);
+}
+
+/**
+ * peerwire's CRC32c (src/sctp/crc32c.ts, slice-by-8) over 1228-byte packets — an SCTP packet carrying a
+ * 1200-byte DATA chunk payload — skipping the checksum field as SCTP does: the checksum's ceiling per core.
+ */
+export function crc32cLimit(total: number): number {
+  const packet = randomBytes(1228);
+  let sink = 0;
+  const started = performance.now();
+  for (let done = 0; done < total; done += packet.byteLength) {
+    packet.writeUInt32LE(done >>> 0, 12); // a different packet each time
+    sink ^= crc32c(packet, 8);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  if (sink === 0.5) throw new Error("unreachable"); // keeps the result live
+  return total / 1e6 / seconds;
 }
 
 /**
