@@ -1,0 +1,211 @@
+/**
+ * Property tests of the SCTP data path's pure parts: the packet guard on SACK and FORWARD-TSN shapes, the
+ * receiver (reassembly, ordering, bounds) and the sender's SACK validation. Seeded by fast-check; a failure
+ * prints its seed and the shrunk case.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import fc from "fast-check";
+import type { PeerwireError } from "../../src/errors.js";
+import { checkPacket, crc32c } from "../../src/sctp/index.js";
+import { MAX_REPORTED_DUPLICATES, MAX_REPORTED_GAPS, Receiver, type ReceiverLimits } from "../../src/sctp/receiver.js";
+import { MAX_USER_DATA, Sender } from "../../src/sctp/sender.js";
+import { DATA_FLAG_BEGIN, DATA_FLAG_END, DATA_FLAG_UNORDERED } from "../../src/sctp/wire.js";
+
+const LIMITS: ReceiverLimits = { maxMessageSize: 64 * 1024, receiveBuffer: 256 * 1024, maxHeldChunks: 1024, maxTsnAhead: 4096, maxFragments: 256 };
+const START = 0xffff_fff0; // TSNs wrap around 2^32 inside every case
+
+interface Chunk {
+  tsn: number;
+  streamId: number;
+  ssn: number;
+  ppid: number;
+  flags: number;
+  data: Uint8Array;
+}
+
+/** Fragments messages the way a sender does: consecutive TSNs, SSN per ordered stream. */
+function fragment(messages: Array<{ streamId: number; ordered: boolean; data: Uint8Array }>, fragmentSize: number): Chunk[] {
+  const chunks: Chunk[] = [];
+  const ssns = new Map<number, number>();
+  let tsn = (START + 1) >>> 0;
+  for (const message of messages) {
+    const ssn = message.ordered ? (ssns.get(message.streamId) ?? 0) : 0;
+    if (message.ordered) ssns.set(message.streamId, (ssn + 1) & 0xffff);
+    const count = Math.max(1, Math.ceil(message.data.byteLength / fragmentSize));
+    for (let i = 0; i < count; i++) {
+      const flags = (message.ordered ? 0 : DATA_FLAG_UNORDERED) | (i === 0 ? DATA_FLAG_BEGIN : 0) | (i === count - 1 ? DATA_FLAG_END : 0);
+      chunks.push({ tsn, streamId: message.streamId, ssn, ppid: 53, flags, data: message.data.subarray(i * fragmentSize, (i + 1) * fragmentSize) });
+      tsn = (tsn + 1) >>> 0;
+    }
+  }
+  return chunks;
+}
+
+const messageArbitrary = fc.record({
+  streamId: fc.integer({ min: 0, max: 3 }),
+  ordered: fc.boolean(),
+  size: fc.integer({ min: 2, max: 5000 }),
+});
+
+/** Messages whose first two bytes are their index, the rest a pattern of it. */
+function numbered(specs: Array<{ streamId: number; ordered: boolean; size: number }>): Array<{ streamId: number; ordered: boolean; data: Uint8Array }> {
+  return specs.map((spec, index) => {
+    const data = Uint8Array.from({ length: spec.size }, (_, i) => (i * 31 + index) & 0xff);
+    data[0] = index >> 8;
+    data[1] = index & 0xff;
+    return { streamId: spec.streamId, ordered: spec.ordered, data };
+  });
+}
+
+describe("SCTP data path properties", () => {
+  test("packet guard: SACK and FORWARD-TSN shapes are accepted exactly when their counts fit, and nothing throws", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 80 }), (gaps, duplicates, bodyWords) => {
+        const body = 12 + 4 * bodyWords;
+        const chunk = Buffer.alloc(4 + body);
+        chunk[0] = 3;
+        chunk.writeUInt16BE(4 + body, 2);
+        chunk.writeUInt16BE(gaps, 12);
+        chunk.writeUInt16BE(duplicates, 14);
+        const fits = 12 + 4 * (gaps + duplicates) <= body;
+        assert.equal(checkPacket(sealed(chunk)), fits ? undefined : "chunk-body");
+        const forward = Buffer.alloc(4 + 4 + bodyWords * 2);
+        forward[0] = 192;
+        forward.writeUInt16BE(forward.byteLength, 2);
+        assert.equal(checkPacket(sealed(forward)), (bodyWords * 2) % 4 === 0 ? undefined : "chunk-body");
+      }),
+      { numRuns: 2000 },
+    );
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => void checkPacket(sealed(Buffer.from(bytes)))), { numRuns: 3000 });
+  });
+
+  test("receiver: any order, duplication and fragment size delivers every message once, ordered ones in order", () => {
+    fc.assert(
+      fc.property(
+        fc.array(messageArbitrary, { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 1, max: 1500 }),
+        fc.array(fc.nat(), { maxLength: 400 }),
+        fc.array(fc.nat(), { maxLength: 40 }),
+        (specs, fragmentSize, shuffle, duplicates) => {
+          const messages = numbered(specs);
+          const chunks = fragment(messages, fragmentSize);
+          const order = [...chunks];
+          for (let i = 0; i < shuffle.length && order.length > 1; i++) {
+            const a = shuffle[i]! % order.length;
+            const b = (a + 1 + (shuffle[i]! >> 8)) % order.length;
+            [order[a], order[b]] = [order[b]!, order[a]!];
+          }
+          for (const d of duplicates) order.splice(d % (order.length + 1), 0, chunks[d % chunks.length]!);
+          const delivered: Array<{ streamId: number; data: Buffer }> = [];
+          let violation: PeerwireError | undefined;
+          const receiver = new Receiver(START, { ...LIMITS, maxFragments: 5000 }, {
+            message: (streamId, _ppid, data) => delivered.push({ streamId, data: Buffer.from(data) }),
+            violation: (error) => (violation = error),
+          });
+          // What the receiver refuses (window, buffer) comes again later, as a sender's retransmission would.
+          let queue = order;
+          for (let round = 0; queue.length > 0; round++) {
+            assert.ok(round < 50, "no progress");
+            const refused = queue.filter((c) => {
+              const outcome = receiver.receive(c.tsn, c.streamId, c.ssn, c.ppid, c.flags, c.data);
+              return outcome === "tsn-out-of-window" || outcome === "receive-buffer-full";
+            });
+            queue = refused;
+          }
+          assert.equal(violation, undefined, violation?.message);
+          assert.equal(receiver.cumulativeTsn, (START + chunks.length) >>> 0);
+          assert.equal(receiver.heldBytes, 0);
+          assert.equal(receiver.heldChunks, 0);
+          // Every message once, intact, on its stream; ordered ones in the order sent on that stream.
+          const indices = delivered.map((m) => (m.data[0]! << 8) | m.data[1]!);
+          assert.deepEqual([...indices].sort((a, b) => a - b), messages.map((_, i) => i));
+          for (const [k, m] of delivered.entries()) {
+            const original = messages[indices[k]!]!;
+            assert.equal(m.streamId, original.streamId);
+            assert.ok(m.data.equals(original.data));
+          }
+          for (const streamId of [0, 1, 2, 3]) {
+            const ordered = indices.filter((i) => messages[i]!.ordered && messages[i]!.streamId === streamId);
+            assert.deepEqual(ordered, [...ordered].sort((a, b) => a - b), `stream ${streamId} in order`);
+          }
+          const sack = receiver.sack();
+          assert.deepEqual(sack.gaps, []);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test("receiver: whatever chunks a peer sends, nothing throws and every bound holds", () => {
+    const chunkArbitrary = fc.record({
+      offset: fc.oneof(fc.integer({ min: -5, max: 300 }), fc.integer({ min: 0, max: 2 ** 32 - 1 })),
+      streamId: fc.integer({ min: 0, max: 3 }),
+      ssn: fc.integer({ min: 0, max: 6 }),
+      flags: fc.integer({ min: 0, max: 7 }),
+      size: fc.oneof(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1000, max: 9000 })),
+    });
+    fc.assert(
+      fc.property(fc.array(chunkArbitrary, { maxLength: 600 }), fc.option(fc.tuple(fc.integer({ min: 0, max: 400 }), fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 65535 })), { maxLength: 8 }))), (chunks, forward) => {
+        // A violation ends an association; the property goes on with a fresh receiver so that the rest is exercised.
+        let violations = 0;
+        const fresh = (): Receiver => new Receiver(START, LIMITS, { message: () => undefined, violation: () => void (violations++, (receiver = fresh())) });
+        let receiver = fresh();
+        for (const [i, c] of chunks.entries()) {
+          receiver.receive((START + c.offset) >>> 0, c.streamId, c.ssn, 53, c.flags, new Uint8Array(c.size));
+          if (forward !== null && i === chunks.length >> 1) receiver.forward((START + forward[0]) >>> 0, forward[1]);
+          assert.ok(receiver.heldBytes >= 0 && receiver.heldBytes <= LIMITS.receiveBuffer + LIMITS.maxMessageSize, `held ${receiver.heldBytes}`);
+          assert.ok(receiver.heldChunks >= 0 && receiver.heldChunks <= LIMITS.maxHeldChunks + LIMITS.maxFragments);
+          assert.ok(receiver.fragmentsHeld <= receiver.heldChunks);
+        }
+        const sack = receiver.sack();
+        assert.ok(sack.gaps.length <= MAX_REPORTED_GAPS);
+        assert.ok(sack.duplicates.length <= MAX_REPORTED_DUPLICATES);
+        let previous = 0;
+        for (const [start, end] of sack.gaps) {
+          assert.ok(start > previous && start <= end && end <= LIMITS.maxTsnAhead, JSON.stringify(sack.gaps));
+          previous = end;
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("sender: SACKs that do not describe what was sent are refused without changing anything", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: -3, max: 40 }), fc.array(fc.tuple(fc.integer({ min: 0, max: 70000 }), fc.integer({ min: 0, max: 70000 })), { maxLength: 30 }), (cumulative, gaps) => {
+        const sent: number[] = [];
+        const sender = new Sender(START, 1 << 20, {
+          sendData: (chunks) => sent.push(...chunks.map((c) => c.tsn)),
+          sendForwardTsn: () => undefined,
+          takeSsn: () => 0,
+          acknowledged: () => undefined,
+        });
+        sender.send(1, 53, new Uint8Array(MAX_USER_DATA * 3), { ordered: true }); // TSNs START .. START+2 sent
+        const flight = sender.flightSize;
+        const cumulativeTsn = (START - 1 + cumulative) >>> 0;
+        const starts = Uint16Array.from(gaps.map(([s]) => s & 0xffff));
+        const ends = Uint16Array.from(gaps.map(([, e]) => e & 0xffff));
+        let previous = 0;
+        let valid = cumulative >= 0 && cumulative <= 3;
+        for (let i = 0; i < starts.length; i++) {
+          if (starts[i]! <= previous || ends[i]! < starts[i]! || cumulative + ends[i]! > 3) valid = false;
+          previous = ends[i]!;
+        }
+        const accepted = sender.onSack(cumulativeTsn, 1 << 20, starts, ends);
+        if (cumulative < 0) return; // older than what was acknowledged: ignored, not invalid
+        assert.equal(accepted, valid);
+        if (!valid) assert.equal(sender.flightSize, flight);
+        sender.stop();
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+/** A packet around one chunk, with a correct checksum. */
+function sealed(chunk: Buffer): Buffer {
+  const packet = Buffer.concat([Buffer.from([0x13, 0x88, 0x13, 0x88, 0, 0, 0, 1, 0, 0, 0, 0]), chunk]);
+  packet.writeUInt32LE(crc32c(packet), 8);
+  return packet;
+}
