@@ -5,9 +5,17 @@ import { parseCandidate } from "../description/candidate.js";
 import { BaseDatagramTransport } from "../transport/base.js";
 import { addressKey, classifyDatagram, isAuthenticCheck, isAuthenticResponse, type IceDropReason } from "./guard.js";
 import { parseIceServers, type IceServer } from "./servers.js";
-import { installTurnLifecycleFix } from "./turn.js";
-
-installTurnLifecycleFix();
+import {
+  afterCheckComplete,
+  checkListOf,
+  guardProtocols,
+  interceptCheckStart,
+  openRelayPermission,
+  paceChecks,
+  requireWeriftIce,
+  setSocketBuffers,
+  type CheckHandle,
+} from "./werift.js";
 
 export interface IceAgentOptions {
   /** The controlling agent nominates the pair; peerwire makes it the DTLS client. */
@@ -41,6 +49,12 @@ export interface IceAgentOptions {
    * 208 KiB Linux default overflows under SCTP bursts, and every overflow is a loss SCTP must recover from.
    */
   socketBufferBytes?: number;
+  /**
+   * Ta (RFC 8445 §14.2): the first connectivity check leaves at once, each further ordinary check this long after
+   * the previous one. Default 5 ms; 5–1000 ms (RFC 8445 forbids less than 5 ms). Triggered checks (answers to the
+   * peer's checks) are not delayed. Replaces werift's fixed 20 ms sleep, which delayed every connect by ~20 ms.
+   */
+  checkIntervalMs?: number;
 }
 
 export interface IceConnectOptions {
@@ -60,30 +74,11 @@ export function isLoopbackAddress(address: string): boolean {
   return (isIP(address) === 4 && address.startsWith("127.")) || address === "::1";
 }
 
-/** werift internals the guard wraps (JS-visible members werift's types declare private). */
-interface GuardableProtocol {
-  type: string;
-  onRequestReceived: { execute: (message: unknown, address: [string, number], data: Buffer) => void };
-  datagramReceived?: (data: Buffer, address: [string, number]) => void;
-}
-interface TurnPermissions {
-  getPermission: (address: readonly [string, number]) => Promise<void>;
-}
-interface Cancelable {
-  awaitable: Promise<unknown>;
-  resolve: (value?: unknown) => void;
-}
-interface ConnectionInternals {
-  ensureProtocol: (protocol: GuardableProtocol) => void;
-  checkStart: (pair: CandidatePair) => Cancelable;
-  checkComplete: (pair: CandidatePair) => void;
-  checkList: CandidatePair[];
-  remoteCandidatesEnd: boolean;
-  protocols: Array<{ transport?: { socket?: { setRecvBufferSize?(size: number): void; setSendBufferSize?(size: number): void } } }>;
-}
-
 const DEFAULT_CONSENT_TIMEOUT_MS = 30_000;
 const DEFAULT_RELAY_GRACE_MS = 1000;
+const DEFAULT_CHECK_INTERVAL_MS = 5;
+/** DTLS datagrams held between the peer finishing ICE and this agent's connect() resolving. */
+const EARLY_DATAGRAM_LIMIT = 16;
 
 function throughRelay(pair: CandidatePair): boolean {
   return pair.localCandidate.type === "relay" || pair.remoteCandidate.type === "relay";
@@ -105,6 +100,9 @@ export class IceAgent {
   readonly #consentTimeoutMs: number;
   readonly #socketBufferBytes: number;
   readonly #relayGraceMs: number;
+  readonly #checkPacer: { stop(): void };
+  /** Rejects a pending connect(); set while connect() runs. */
+  #failConnect: ((error: Error) => void) | undefined;
   readonly #relayGate: { open: boolean; waiting: Array<() => void>; timer: NodeJS.Timeout | undefined } = {
     open: false,
     waiting: [],
@@ -112,6 +110,13 @@ export class IceAgent {
   };
   readonly #candidateHandlers: Array<(candidate: string) => void> = [];
   readonly #authenticated = new Set<string>();
+  /**
+   * DTLS datagrams that arrived before connect() resolved: the peer may finish ICE first and send its first DTLS
+   * flight at once (RFC 8445 §12.1: data may arrive before the checks conclude here). werift hands them out with
+   * nobody listening yet, and a lost ClientHello cost werift's DTLS 500 ms to retransmit. Undefined once the
+   * transport exists.
+   */
+  #early: { datagrams: Buffer[]; unsubscribe: () => void } | undefined;
   #gathering: Promise<string[]> | undefined;
   #transport: IceTransport | undefined;
   #closed = false;
@@ -132,6 +137,10 @@ export class IceAgent {
       throw new PeerwireError("ERR_INVALID_ARGUMENT", "relayGraceMs must be within 0–30000", { layer: "ice" });
     }
     this.#relayGraceMs = options.role === "controlling" && options.relayOnly !== true ? relayGraceMs : 0;
+    const checkIntervalMs = options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
+    if (!(checkIntervalMs >= 5 && checkIntervalMs <= 1000)) {
+      throw new PeerwireError("ERR_INVALID_ARGUMENT", "checkIntervalMs must be within 5–1000 (RFC 8445 §14.2: Ta ≥ 5 ms)", { layer: "ice" });
+    }
     const servers = parseIceServers(options.iceServers ?? []);
     const loopback = options.loopbackOnly === true;
     const allowed = options.allowRemoteAddress;
@@ -162,8 +171,18 @@ export class IceAgent {
     // werift substitutes a public Google STUN server when none is configured; peerwire never contacts a server
     // the user did not name.
     this.#connection.stunServer = servers.stun;
+    requireWeriftIce(this.#connection);
     this.#guardProtocols();
     this.#deferRelayChecks();
+    this.#checkPacer = paceChecks(this.#connection, checkIntervalMs, (cause) => {
+      this.#failConnect?.(this.#failure("werift's check scheduling failed", cause));
+    });
+    const datagrams: Buffer[] = [];
+    const early = this.#connection.onData.subscribe((datagram) => {
+      if (classifyDatagram(datagram) !== "dtls") this.countDrop("not-dtls");
+      else if (datagrams.length < EARLY_DATAGRAM_LIMIT) datagrams.push(datagram);
+    });
+    this.#early = { datagrams, unsubscribe: () => early.unSubscribe() };
     this.#connection.onIceCandidate.subscribe((candidate) => {
       const text = candidate.toSdp();
       for (const handler of this.#candidateHandlers) handler(text);
@@ -184,7 +203,7 @@ export class IceAgent {
   gather(): Promise<string[]> {
     this.#gathering ??= this.#connection.gatherCandidates().then(
       () => {
-        this.#enlargeSocketBuffers();
+        setSocketBuffers(this.#connection, this.#socketBufferBytes);
         return this.#connection.localCandidates.map((c) => c.toSdp());
       },
       (cause: unknown) => {
@@ -236,6 +255,7 @@ export class IceAgent {
     const interrupted = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(this.#failure(`no candidate pair succeeded within ${timeoutMs} ms`)), timeoutMs);
       onAbort = () => reject(abortError(options.signal!, "ICE connect"));
+      this.#failConnect = reject;
       options.signal?.addEventListener("abort", onAbort, { once: true });
     });
     try {
@@ -258,6 +278,7 @@ export class IceAgent {
       await this.close();
       throw error;
     } finally {
+      this.#failConnect = undefined;
       clearTimeout(timer);
       if (onAbort !== undefined) options.signal?.removeEventListener("abort", onAbort);
     }
@@ -268,7 +289,8 @@ export class IceAgent {
     }
     this.#openRelayGate(); // werift has cancelled the checks still held
     this.#authenticated.add(addressKey(nominated.remoteAddr));
-    this.#transport = new IceTransport(this.#connection, this, this.#consentTimeoutMs);
+    const held = this.#takeEarlyDatagrams();
+    this.#transport = new IceTransport(this.#connection, this, this.#consentTimeoutMs, held);
     return this.#transport;
   }
 
@@ -276,6 +298,8 @@ export class IceAgent {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#checkPacer.stop();
+    this.#takeEarlyDatagrams();
     this.#openRelayGate();
     this.#transport?.closeWith(undefined);
     // werift's UDP send resolves before Node hands the datagram to the kernel (dgram resolves even an IP
@@ -293,24 +317,21 @@ export class IceAgent {
 
   /**
    * Holds the controlling agent's checks on relay pairs behind the gate (see relayGraceMs). A held pair is marked
-   * in progress at once, or werift's scheduler would pick it again every 20 ms.
+   * in progress at once, or werift's scheduler would pick it again at its next ordinary check.
    */
   #deferRelayChecks(): void {
     if (this.#relayGraceMs === 0) {
       this.#relayGate.open = true;
       return;
     }
-    const internals = this.#connection as unknown as ConnectionInternals;
-    const checkStart = internals.checkStart;
-    internals.checkStart = (pair) => {
+    interceptCheckStart(this.#connection, (pair, checkStart) => {
       if (this.#relayGate.open || !throughRelay(pair)) return checkStart(pair);
       pair.updateState(CandidatePairState.IN_PROGRESS);
       // Open our relay to the peer now: its checks towards our relay candidate must get through (and be
       // answered) while ours wait, or a path only the peer's checks can open would time out on its side.
-      const turn = (pair.protocol as { turn?: TurnPermissions }).turn;
-      void turn?.getPermission(pair.remoteAddr).catch(() => undefined);
+      openRelayPermission(pair);
       let cancelled = false;
-      let started: Cancelable | undefined;
+      let started: CheckHandle | undefined;
       const awaitable = new Promise<void>((resolve) => this.#relayGate.waiting.push(resolve)).then(async () => {
         if (cancelled || this.#closed) return;
         started = checkStart(pair);
@@ -323,14 +344,12 @@ export class IceAgent {
           started?.resolve();
         },
       };
-    };
-    const checkComplete = internals.checkComplete.bind(this.#connection);
-    internals.checkComplete = (pair) => {
-      checkComplete(pair);
-      if (this.#relayGate.open || !internals.remoteCandidatesEnd) return;
-      const direct = internals.checkList.filter((p) => !throughRelay(p));
-      if (direct.every((p) => p.state === CandidatePairState.FAILED)) this.#openRelayGate();
-    };
+    });
+    afterCheckComplete(this.#connection, () => {
+      const { pairs, remoteCandidatesEnded } = checkListOf(this.#connection);
+      if (this.#relayGate.open || !remoteCandidatesEnded) return;
+      if (pairs.filter((p) => !throughRelay(p)).every((p) => p.state === CandidatePairState.FAILED)) this.#openRelayGate();
+    });
   }
 
   #openRelayGate(): void {
@@ -340,16 +359,11 @@ export class IceAgent {
     for (const release of this.#relayGate.waiting.splice(0)) release();
   }
 
-  #enlargeSocketBuffers(): void {
-    for (const protocol of (this.#connection as unknown as ConnectionInternals).protocols) {
-      const socket = protocol.transport?.socket;
-      try {
-        socket?.setRecvBufferSize?.(this.#socketBufferBytes);
-        socket?.setSendBufferSize?.(this.#socketBufferBytes);
-      } catch {
-        // TCP/TURN transports have no such option; the kernel may refuse: the default buffer still works.
-      }
-    }
+  #takeEarlyDatagrams(): Buffer[] {
+    const early = this.#early;
+    this.#early = undefined;
+    early?.unsubscribe();
+    return early?.datagrams ?? [];
   }
 
   /** @internal IceTransport reports demux drops here. */
@@ -367,44 +381,35 @@ export class IceAgent {
   }
 
   /**
-   * Interposes on every protocol werift creates (UDP, TCP, TURN) before werift subscribes to it: incoming checks
-   * must be authentic, and on UDP sockets non-STUN datagrams must come from an authenticated address.
+   * Incoming checks must be authentic, and on UDP sockets non-STUN datagrams must come from an authenticated
+   * address (werift checks neither).
    */
   #guardProtocols(): void {
-    const internals = this.#connection as unknown as ConnectionInternals;
-    const ensureProtocol = internals.ensureProtocol.bind(this.#connection);
     const credentials = {
       localUfrag: () => this.#connection.localUsername,
       localPassword: () => this.#connection.localPassword,
       remoteUfrag: () => this.#connection.remoteUsername,
     };
-    internals.ensureProtocol = (protocol) => {
-      const requests = protocol.onRequestReceived;
-      const execute = requests.execute;
-      requests.execute = (message, address, data) => {
+    guardProtocols(this.#connection, {
+      request: (data, address) => {
         if (!isAuthenticCheck(data, credentials)) {
           this.stats.dropped["unauthenticated-check"]++;
-          return;
+          return false;
         }
         this.#authenticated.add(addressKey(address));
         this.#transport?.refreshConsent();
-        execute(message, address, data);
-      };
-      const receive = protocol.datagramReceived;
-      if (protocol.type === "stun" && receive !== undefined) {
-        protocol.datagramReceived = (data, address) => {
-          const kind = classifyDatagram(data);
-          if (kind === "stun") {
-            this.#transport?.noteStun(data, address);
-          } else if (!this.#authenticated.has(addressKey(address))) {
-            this.stats.dropped["unknown-source"]++;
-            return;
-          }
-          receive.call(protocol, data, address);
-        };
-      }
-      ensureProtocol(protocol);
-    };
+        return true;
+      },
+      datagram: (data, address) => {
+        if (classifyDatagram(data) === "stun") {
+          this.#transport?.noteStun(data, address);
+          return true;
+        }
+        if (this.#authenticated.has(addressKey(address))) return true;
+        this.stats.dropped["unknown-source"]++;
+        return false;
+      },
+    });
   }
 }
 
@@ -419,7 +424,7 @@ export class IceTransport extends BaseDatagramTransport {
   #consentTimer: NodeJS.Timeout | undefined;
   readonly #unsubscribe: () => void;
 
-  constructor(connection: Connection, agent: IceAgent, consentTimeoutMs: number) {
+  constructor(connection: Connection, agent: IceAgent, consentTimeoutMs: number, early: Buffer[] = []) {
     super();
     this.#connection = connection;
     this.#agent = agent;
@@ -441,6 +446,7 @@ export class IceTransport extends BaseDatagramTransport {
       state.unSubscribe();
     };
     this.refreshConsent();
+    for (const datagram of early) this.deliver(new Uint8Array(datagram.buffer, datagram.byteOffset, datagram.byteLength));
   }
 
   /** The selected pair, e.g. "127.0.0.1:40000 host → 127.0.0.1:40001 host". */

@@ -1,16 +1,17 @@
 import assert from "node:assert/strict";
 import { createSocket, type Socket } from "node:dgram";
 import { describe, test } from "node:test";
-import { Message, classes, methods } from "werift";
+import { Connection, Message, classes, methods } from "werift";
 import { isPeerwireError } from "../../src/errors.js";
 import { IceAgent, parseIceServers, type IceTransport } from "../../src/ice/index.js";
 import { parseCandidate } from "../../src/description/index.js";
+import { checkConnectionShape } from "../../src/ice/werift.js";
 import { guardNetworkForThisFile } from "../helpers/guard-file.js";
 
 guardNetworkForThisFile();
 
 /** Two loopback agents with trickled candidates, connected. */
-async function connectedAgents(options: { consentTimeoutMs?: number } = {}) {
+async function connectedAgents(options: { consentTimeoutMs?: number; checkIntervalMs?: number } = {}) {
   const a = new IceAgent({ role: "controlling", loopbackOnly: true, ...options });
   const b = new IceAgent({ role: "controlled", loopbackOnly: true, ...options });
   a.onCandidate((c) => b.addRemoteCandidate(c));
@@ -135,6 +136,121 @@ describe("ICE", () => {
     assert.throws(() => new IceAgent({ role: "controlling", consentTimeoutMs: 1000 }), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
     assert.throws(() => new IceAgent({ role: "controlling", relayGraceMs: -1 }), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
     assert.throws(() => new IceAgent({ role: "controlling", relayGraceMs: Number.NaN }), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
+  });
+
+  test("checkIntervalMs (Ta) below RFC 8445's 5 ms floor, or not a number, is refused with ERR_INVALID_ARGUMENT", async () => {
+    for (const checkIntervalMs of [4.9, 4, 1, 0, -5, Number.NaN, Number.POSITIVE_INFINITY, 1001]) {
+      assert.throws(
+        () => new IceAgent({ role: "controlling", loopbackOnly: true, checkIntervalMs }),
+        (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT") && /checkIntervalMs/.test((e as Error).message),
+        String(checkIntervalMs),
+      );
+    }
+    for (const checkIntervalMs of [5, 50, 1000]) await new IceAgent({ role: "controlled", loopbackOnly: true, checkIntervalMs }).close();
+  });
+
+  test("connects with a longer Ta too", async () => {
+    const { a, b, ta, tb } = await connectedAgents({ checkIntervalMs: 50 });
+    const atB = received(tb);
+    await ta.send(dtlsLike(5));
+    assert.deepEqual(await atB, dtlsLike(5));
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  test("paced checks: the controlling agent works down several dead pairs to the live one; the peer starts with no candidate", async () => {
+    const silent = await Promise.all([udpSocket(), udpSocket(), udpSocket()]); // bound, never answer
+    const a = new IceAgent({ role: "controlling", loopbackOnly: true });
+    const b = new IceAgent({ role: "controlled", loopbackOnly: true });
+    const [, bCandidates] = await Promise.all([a.gather(), b.gather()]);
+    // Dead candidates first (higher priority), then b's real one: a reaches b only by its own ordinary checks, one
+    // per Ta. b gets no candidate at all and learns a's address from a's check (peer-reflexive).
+    for (const socket of silent) a.addRemoteCandidate(`1 1 udp 2130706431 127.0.0.1 ${socket.address().port} typ host`);
+    const real = parseCandidate(bCandidates[0]!);
+    assert.ok(typeof real !== "string");
+    a.addRemoteCandidate(`2 1 udp 100 127.0.0.1 ${real.port} typ host`);
+    a.endOfRemoteCandidates();
+    const [ta, tb] = await Promise.all([a.connect(b.localParameters), b.connect(a.localParameters)]);
+    assert.equal(ta.selectedPair.remote, `127.0.0.1:${real.port}`);
+    const tried = a.describePairs();
+    for (const socket of silent) assert.ok(tried.some((pair) => pair.includes(`127.0.0.1:${socket.address().port}`)), tried.join("; "));
+    const atA = received(ta);
+    await tb.send(dtlsLike(7));
+    assert.deepEqual(await atA, dtlsLike(7));
+    await Promise.all([a.close(), b.close()]);
+    for (const socket of silent) socket.close();
+  });
+
+  test("a datagram the peer sends the moment its side connects is held until this side's connect resolves", { timeout: 10_000 }, async () => {
+    // b has no remote candidate: it learns a from a's check, and concludes its checks after a did. a sends at once
+    // (as a DTLS client sends its ClientHello); werift hands that datagram out before b has a transport.
+    const a = new IceAgent({ role: "controlling", loopbackOnly: true });
+    const b = new IceAgent({ role: "controlled", loopbackOnly: true });
+    const [, bCandidates] = await Promise.all([a.gather(), b.gather()]);
+    for (const candidate of bCandidates) a.addRemoteCandidate(candidate);
+    a.endOfRemoteCandidates();
+    const sent = a.connect(b.localParameters).then(async (ta) => {
+      await ta.send(dtlsLike(11));
+      return ta;
+    });
+    const tb = await b.connect(a.localParameters);
+    assert.deepEqual(await received(tb), dtlsLike(11));
+    await sent;
+    await Promise.all([a.close(), b.close()]);
+  });
+});
+
+describe("ICE werift boundary", () => {
+  /** The members of werift's Connection the boundary relies on, as plain values of the right shape. */
+  const connectionLike = () => ({
+    state: "new",
+    checkList: [],
+    remoteCandidatesEnd: false,
+    protocols: [],
+    ensureProtocol: (_protocol: unknown) => undefined,
+    checkStart: (_pair: unknown) => undefined,
+    checkComplete: (_pair: unknown) => undefined,
+    schedulingChecks: () => false,
+  });
+
+  test("the installed werift's Connection has the shape the boundary relies on", async () => {
+    const connection = new Connection(true, {});
+    checkConnectionShape(connection);
+    checkConnectionShape(connectionLike());
+    await connection.close();
+  });
+
+  test("an IceAgent refuses to start on a werift without a member it relies on", () => {
+    const prototype = Connection.prototype as unknown as Record<string, unknown>;
+    const descriptor = Object.getOwnPropertyDescriptor(prototype, "schedulingChecks");
+    assert.ok(descriptor !== undefined);
+    delete prototype.schedulingChecks;
+    try {
+      assert.throws(
+        () => new IceAgent({ role: "controlling", loopbackOnly: true }),
+        (e) => isPeerwireError(e, "ERR_WERIFT_INCOMPATIBLE") && e.message.includes("schedulingChecks is missing"),
+      );
+    } finally {
+      Object.defineProperty(prototype, "schedulingChecks", descriptor);
+    }
+  });
+
+  test("a missing or reshaped member fails loudly with ERR_WERIFT_INCOMPATIBLE naming it", () => {
+    const { schedulingChecks: _, ...withoutScheduling } = connectionLike();
+    const reshaped = { ...connectionLike(), checkStart: () => undefined, checkList: new Set() };
+    for (const [fake, fragments] of [
+      [withoutScheduling, ["werift ICE Connection", "schedulingChecks is missing"]],
+      [reshaped, ["checkStart is function of 0 parameters, expected function of 1+", "checkList is Set, expected array"]],
+    ] as const) {
+      assert.throws(
+        () => checkConnectionShape(fake),
+        (error: unknown) => {
+          assert.ok(isPeerwireError(error, "ERR_WERIFT_INCOMPATIBLE"), String(error));
+          assert.equal(error.layer, "ice");
+          for (const fragment of fragments) assert.ok(error.message.includes(fragment), `${fragment} in ${error.message}`);
+          return true;
+        },
+      );
+    }
   });
 });
 

@@ -1,0 +1,345 @@
+import { Connection, Message, StunOverTurnProtocol, StunProtocol, TurnProtocol, classes, methods, type CandidatePair } from "werift";
+import { requireMembers, type MemberSpec } from "../boundary.js";
+
+/**
+ * The ICE layer's boundary with werift's internals: every place peerwire reaches past werift's typed API into its
+ * ICE agent (members its declarations call private, instance and prototype overrides, protocol handlers) is here
+ * and nowhere else. Each reach wraps or overrides a werift member; none copies werift's code.
+ *
+ * At first use (the first IceAgent of the process) `requireWeriftIce` checks that every member relied on below
+ * exists with the expected shape, on the agent's own Connection and on throwaway protocol instances, and throws
+ * ERR_WERIFT_INCOMPATIBLE naming the members otherwise. So a werift upgrade that renames one fails loudly instead
+ * of running without a guard, the check pacing or the TURN fixes.
+ *
+ * What is reached, and why:
+ * - Connection#schedulingChecks: werift's connect() loop sleeps a fixed 20 ms after every ordinary check, even once
+ *   the checks are done; `paceChecks` takes the scheduling over at Ta (see IceAgentOptions.checkIntervalMs).
+ * - Connection#checkStart / #checkComplete / #checkList / #remoteCandidatesEnd: the relay grace period.
+ * - Connection#ensureProtocol, protocol.onRequestReceived.execute, StunProtocol#datagramReceived: the input guard.
+ * - Connection#protocols and their UDP sockets: socket buffer sizes.
+ * - StunOverTurnProtocol#turn, TurnProtocol#getPermission: opening our relay to the peer early.
+ * - TurnProtocol#connectionMade / #close / #refresh / #refreshHandle / #request / #requestWithRetry / #server: the
+ *   TURN client lifecycle fix (process-wide, on the prototype).
+ */
+
+// ── shapes ─────────────────────────────────────────────────────────────────────────────────────────────────────
+
+export type Address = [string, number];
+
+/** What peerwire uses of a werift protocol (UDP, TCP or TURN): the request event it interposes on. */
+export interface GuardableProtocol {
+  type: string;
+  onRequestReceived: { execute: (message: unknown, address: Address, data: Buffer) => void };
+  datagramReceived?: (data: Buffer, address: Address) => void;
+  transport?: { socket?: UdpSocketBuffers };
+}
+
+interface UdpSocketBuffers {
+  setRecvBufferSize(size: number): void;
+  setSendBufferSize(size: number): void;
+}
+
+/** A started check, as werift's checkStart returns it. */
+export interface CheckHandle {
+  awaitable: Promise<unknown>;
+  resolve: (value?: unknown) => void;
+}
+
+interface ConnectionInternals {
+  state: string;
+  checkList: CandidatePair[];
+  remoteCandidatesEnd: boolean;
+  protocols: GuardableProtocol[];
+  ensureProtocol: (protocol: GuardableProtocol) => void;
+  checkStart: (pair: CandidatePair) => CheckHandle;
+  checkComplete: (pair: CandidatePair) => void;
+  /** Starts the next ordinary check if any; false when none is left and none can come. */
+  schedulingChecks: () => boolean;
+}
+
+/** werift TurnProtocol members used here (public in JS, untyped or private in werift's declarations). */
+interface TurnInternals {
+  server: Address;
+  refresh: (lifetimeSeconds: number) => void;
+  refreshHandle?: { resolve?: (value?: unknown) => void };
+  requestWithRetry: (request: Message, address: Address) => Promise<[Message, Address]>;
+  request: (request: Message, address: Address, integrityKey: undefined, retransmissions: number) => Promise<unknown>;
+  getPermission: (address: readonly [string, number]) => Promise<void>;
+}
+
+const CONNECTION_MEMBERS = {
+  state: { kind: "string" },
+  checkList: { kind: "array" },
+  remoteCandidatesEnd: { kind: "boolean" },
+  protocols: { kind: "array" },
+  ensureProtocol: { kind: "function", arity: 1 },
+  checkStart: { kind: "function", arity: 1 },
+  checkComplete: { kind: "function", arity: 1 },
+  schedulingChecks: { kind: "function" },
+} as const satisfies MemberSpec;
+
+const PROTOCOL_MEMBERS = {
+  type: { kind: "string" },
+  onRequestReceived: { kind: "object" },
+} as const satisfies MemberSpec;
+
+const EVENT_MEMBERS = { execute: { kind: "function" } } as const satisfies MemberSpec;
+
+const STUN_PROTOCOL_MEMBERS = { ...PROTOCOL_MEMBERS, datagramReceived: { kind: "function", arity: 2 } } as const satisfies MemberSpec;
+
+const STUN_OVER_TURN_MEMBERS = { ...PROTOCOL_MEMBERS, turn: { kind: "object" } } as const satisfies MemberSpec;
+
+const TURN_MEMBERS = {
+  server: { kind: "present" },
+  refreshHandle: { kind: "present" },
+  refresh: { kind: "function", arity: 1 },
+  connectionMade: { kind: "function" },
+  close: { kind: "function" },
+  request: { kind: "function", arity: 4 },
+  requestWithRetry: { kind: "function", arity: 2 },
+  getPermission: { kind: "function", arity: 1 },
+} as const satisfies MemberSpec;
+
+const SOCKET_MEMBERS = {
+  setRecvBufferSize: { kind: "function", arity: 1 },
+  setSendBufferSize: { kind: "function", arity: 1 },
+} as const satisfies MemberSpec;
+
+/** Throws ERR_WERIFT_INCOMPATIBLE unless `target` has the members of werift's Connection that peerwire uses. */
+export function checkConnectionShape(target: object): void {
+  requireMembers(target, CONNECTION_MEMBERS, "werift ICE Connection", "ice");
+}
+
+let compatible = false;
+
+/**
+ * The check at first use: the agent's Connection, and one throwaway instance of each protocol class (their
+ * constructors only set fields; nothing is opened). Then installs the process-wide TURN fix. Cheap after the first
+ * call.
+ */
+export function requireWeriftIce(connection: Connection): void {
+  checkConnectionShape(connection);
+  if (compatible) return;
+  const stun = new StunProtocol();
+  requireMembers(stun, STUN_PROTOCOL_MEMBERS, "werift StunProtocol", "ice");
+  requireMembers(stun.onRequestReceived, EVENT_MEMBERS, "werift StunProtocol.onRequestReceived", "ice");
+  const turn = new TurnProtocol(["127.0.0.1", 3478], "", "", 600, undefined as never);
+  requireMembers(turn, TURN_MEMBERS, "werift TurnProtocol", "ice");
+  const overTurn = new StunOverTurnProtocol(turn);
+  requireMembers(overTurn, STUN_OVER_TURN_MEMBERS, "werift StunOverTurnProtocol", "ice");
+  requireMembers(overTurn.onRequestReceived, EVENT_MEMBERS, "werift StunOverTurnProtocol.onRequestReceived", "ice");
+  installTurnLifecycleFix();
+  compatible = true;
+}
+
+function internalsOf(connection: Connection): ConnectionInternals {
+  return connection as unknown as ConnectionInternals;
+}
+
+// ── check pacing (Ta) ──────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Paces the agent's ordinary connectivity checks at one every `intervalMs` (Ta, RFC 8445 §14.2), the first at once.
+ *
+ * werift's connect() runs `for (;;) { if (!this.schedulingChecks()) break; await sleep(20); }` and only then waits
+ * for the outcome: on loopback the one check is answered within a millisecond, and connect() still returned ~20 ms
+ * later. Here werift's call to schedulingChecks starts a pacer that calls werift's own schedulingChecks now and
+ * then every `intervalMs` for as long as it returns true (a pair left to check, or more candidates expected), and
+ * tells werift's loop to stop asking, so werift goes straight to waiting for the outcome. Only while the check list
+ * is still empty (trickle: no remote candidate yet) is werift's loop kept going, because on leaving it werift takes
+ * an empty check list as failure, exactly as before.
+ *
+ * `onError` gets anything werift's schedulingChecks throws (the pacer stops). `stop()` ends the pacer (close).
+ */
+export function paceChecks(connection: Connection, intervalMs: number, onError: (error: unknown) => void): { stop(): void } {
+  const internals = internalsOf(connection);
+  const schedule = internals.schedulingChecks.bind(connection);
+  let running = false;
+  let timer: NodeJS.Timeout | undefined;
+  const stop = () => {
+    running = false;
+    clearTimeout(timer);
+    timer = undefined;
+  };
+  const tick = () => {
+    timer = undefined;
+    let more: boolean;
+    try {
+      more = internals.state !== "closed" && schedule();
+    } catch (error) {
+      stop();
+      onError(error);
+      return;
+    }
+    if (more && running) timer = setTimeout(tick, intervalMs);
+    else running = false;
+  };
+  internals.schedulingChecks = () => {
+    if (!running) {
+      running = true;
+      tick();
+    }
+    return running && internals.checkList.length === 0;
+  };
+  return { stop };
+}
+
+// ── check interception (relay grace) ───────────────────────────────────────────────────────────────────────────
+
+/** Every check werift starts (ordinary or triggered) goes through `intercept`, which may start it or hold it. */
+export function interceptCheckStart(
+  connection: Connection,
+  intercept: (pair: CandidatePair, start: (pair: CandidatePair) => CheckHandle) => CheckHandle,
+): void {
+  const internals = internalsOf(connection);
+  const checkStart = internals.checkStart;
+  internals.checkStart = (pair) => intercept(pair, checkStart);
+}
+
+/** `after` runs after werift has processed each finished check (state updated, nomination done). */
+export function afterCheckComplete(connection: Connection, after: (pair: CandidatePair) => void): void {
+  const internals = internalsOf(connection);
+  const checkComplete = internals.checkComplete.bind(connection);
+  internals.checkComplete = (pair) => {
+    checkComplete(pair);
+    after(pair);
+  };
+}
+
+/** The check list, and whether the peer has signalled its last candidate. */
+export function checkListOf(connection: Connection): { pairs: readonly CandidatePair[]; remoteCandidatesEnded: boolean } {
+  const internals = internalsOf(connection);
+  return { pairs: internals.checkList, remoteCandidatesEnded: internals.remoteCandidatesEnd };
+}
+
+/** On a pair through our TURN relay: installs the relay's permission for the peer's address (errors ignored). */
+export function openRelayPermission(pair: CandidatePair): void {
+  const turn = (pair.protocol as { turn?: Pick<TurnInternals, "getPermission"> }).turn;
+  void turn?.getPermission(pair.remoteAddr).catch(() => undefined);
+}
+
+// ── input guard ────────────────────────────────────────────────────────────────────────────────────────────────
+
+export interface ProtocolGuard {
+  /** An incoming STUN request on any protocol (UDP, TCP, TURN), before werift answers it: false drops it. */
+  request(data: Buffer, address: Address): boolean;
+  /** Any datagram arriving on a UDP socket, before werift parses it: false drops it. */
+  datagram(data: Buffer, address: Address): boolean;
+}
+
+/**
+ * Interposes on every protocol werift creates (UDP, TCP, TURN), before werift subscribes to it, so `guard` sees
+ * each incoming request and UDP datagram first.
+ */
+export function guardProtocols(connection: Connection, guard: ProtocolGuard): void {
+  const internals = internalsOf(connection);
+  const ensureProtocol = internals.ensureProtocol.bind(connection);
+  internals.ensureProtocol = (protocol) => {
+    const requests = protocol.onRequestReceived;
+    const execute = requests.execute;
+    requests.execute = (message, address, data) => {
+      if (guard.request(data, address)) execute.call(requests, message, address, data);
+    };
+    const receive = protocol.datagramReceived;
+    if (protocol.type === "stun" && receive !== undefined) {
+      protocol.datagramReceived = (data, address) => {
+        if (guard.datagram(data, address)) receive.call(protocol, data, address);
+      };
+    }
+    ensureProtocol(protocol);
+  };
+}
+
+// ── sockets ────────────────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Sets SO_RCVBUF/SO_SNDBUF on the agent's UDP sockets (after gathering). A refusal by the kernel is ignored (the
+ * default buffer still works); a UDP protocol without the socket werift used to have is ERR_WERIFT_INCOMPATIBLE.
+ */
+export function setSocketBuffers(connection: Connection, bytes: number): void {
+  for (const protocol of internalsOf(connection).protocols) {
+    if (protocol.type !== "stun") continue; // TCP and TURN: no such option
+    requireMembers(protocol, { transport: { kind: "object" } }, "werift StunProtocol", "ice");
+    requireMembers(protocol.transport!, { socket: { kind: "object" } }, "werift UdpTransport", "ice");
+    const socket = protocol.transport!.socket!;
+    requireMembers(socket, SOCKET_MEMBERS, "werift UdpTransport socket", "ice");
+    try {
+      socket.setRecvBufferSize(bytes);
+      socket.setSendBufferSize(bytes);
+    } catch {
+      // The kernel may refuse.
+    }
+  }
+}
+
+// ── TURN client lifecycle ──────────────────────────────────────────────────────────────────────────────────────
+
+const INSTALLED = Symbol.for("peerwire.turnLifecycle");
+/** Longest close() waits for the server to confirm the deallocation (one try, no retransmission). */
+const DEALLOCATE_WAIT_MS = 200;
+
+/**
+ * Fixes two things in werift's TURN client, once per process (werift creates its TURN clients internally, before
+ * peerwire can see them, so the fix sits on the class):
+ * - its refresh loop sleeps on a timer that close() cannot cancel: a closed connection kept the process alive
+ *   for up to 500 s (5/6 of the 600 s allocation). Replaced by a loop with a clearable timer.
+ * - close() left the allocation on the server until it expired; it now sends a Refresh with LIFETIME 0 (RFC 8656
+ *   §7) and waits at most DEALLOCATE_WAIT_MS for the answer.
+ * Also applies to werift's own RTCPeerConnection in the same process: the behaviour is the same, minus the leaks.
+ */
+function installTurnLifecycleFix(): void {
+  const prototype = TurnProtocol.prototype as unknown as Record<PropertyKey, unknown> & {
+    connectionMade: (this: TurnInternals) => Promise<void>;
+    close: (this: TurnInternals) => Promise<void>;
+  };
+  if (prototype[INSTALLED] === true) return;
+  prototype[INSTALLED] = true;
+  const connectionMade = prototype.connectionMade;
+  prototype.connectionMade = function (this: TurnInternals) {
+    this.refresh = (lifetime) => refreshUntilClosed(this, lifetime);
+    return connectionMade.call(this);
+  };
+  const close = prototype.close;
+  prototype.close = async function (this: TurnInternals) {
+    const refreshing = this.refreshHandle;
+    this.refreshHandle = undefined;
+    refreshing?.resolve?.();
+    if (refreshing !== undefined) {
+      const release = new Message(methods.REFRESH, classes.REQUEST).setAttribute("LIFETIME", 0);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.request(release, this.server, undefined, 0).catch(() => undefined),
+        new Promise((resolve) => (timer = setTimeout(resolve, DEALLOCATE_WAIT_MS))),
+      ]);
+      clearTimeout(timer);
+    }
+    return close.call(this);
+  };
+}
+
+function refreshUntilClosed(turn: TurnInternals, lifetimeSeconds: number): void {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const schedule = (delayMs: number, lifetime: number) => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      const request = new Message(methods.REFRESH, classes.REQUEST).setAttribute("LIFETIME", lifetime);
+      turn.requestWithRetry(request, turn.server).then(
+        ([response]) => {
+          const granted = response.getAttributeValue("LIFETIME") as number | undefined;
+          const next = typeof granted === "number" && granted > 0 ? granted : lifetime;
+          schedule((5 / 6) * next * 1000, next);
+        },
+        // Failed: try again well before the allocation expires.
+        () => schedule((lifetime / 12) * 1000, lifetime),
+      );
+    }, delayMs);
+  };
+  schedule((5 / 6) * lifetimeSeconds * 1000, lifetimeSeconds);
+  turn.refreshHandle = {
+    resolve: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
