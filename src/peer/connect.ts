@@ -192,6 +192,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     const { handshakeMs: dtlsMs, verificationMs: verifyMs } = dtls.timings;
     const association = await Association.connect(dtls, {
       role: controlling ? "client" : "server",
+      zeroChecksum: true, // DTLS authenticates every record (RFC 9653)
       signal,
       timeoutMs,
       ...options.sctp,

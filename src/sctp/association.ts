@@ -21,6 +21,11 @@ export interface AssociationOptions {
   maxQueuedBytes?: number;
   /** Per-stream writable buffer before write() returns false. Default 256 KiB. */
   streamHighWaterMark?: number;
+  /**
+   * The transport authenticates every datagram (DTLS): announce and accept RFC 9653 zero checksums, and send them
+   * to a peer that announced them too. Default false; connect() sets it (SCTP always runs over DTLS there).
+   */
+  zeroChecksum?: boolean;
   /** Association setup, and each openStream(). Default 10 000 ms. */
   timeoutMs?: number;
   /** close() waits this long for the streams' data and resets to be acknowledged, then aborts. Default 10 000 ms. */
@@ -153,7 +158,15 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     this.#nextStreamId = options.role === "client" ? 0 : 1;
     this.#transport = transport;
     this.#path = new WeriftDataPath(
-      { role: options.role, port: SCTP_PORT, maxMessageSize: this.maxMessageSize, receiveBuffer: RECEIVE_BUFFER, maxHeldChunks: MAX_HELD_CHUNKS, maxTsnAhead: MAX_TSN_AHEAD },
+      {
+        role: options.role,
+        port: SCTP_PORT,
+        zeroChecksum: options.zeroChecksum ?? false,
+        maxMessageSize: this.maxMessageSize,
+        receiveBuffer: RECEIVE_BUFFER,
+        maxHeldChunks: MAX_HELD_CHUNKS,
+        maxTsnAhead: MAX_TSN_AHEAD,
+      },
       {
         send: (packet) => {
           if (transport.closed) return;
@@ -169,6 +182,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
         },
         incomingReset: (streamIds) => this.#onIncomingReset(streamIds),
         controlError: () => this.#counters.dropped["werift-error"]++,
+        unreachable: () => this.#terminate(new PeerwireError("ERR_SCTP_FAILED", "the peer acknowledged nothing through 10 retransmission timeouts", { layer: "sctp" })),
       },
     );
     this.#sctp = this.#path.sctp;
@@ -349,7 +363,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     if (this.#closed) return;
     this.#counters.packetsIn++;
     this.#counters.bytesIn += datagram.byteLength;
-    const rejection = checkPacket(datagram);
+    const rejection = checkPacket(datagram, this.#path.acceptsZeroChecksum);
     if (rejection !== undefined) {
       this.#counters.dropped[rejection]++;
       return;

@@ -71,11 +71,14 @@ function parametersFit(bytes: Uint8Array, start: number, end: number): boolean {
   return true;
 }
 
-/** Undefined when the packet is fit to parse, else why not. */
-export function checkPacket(bytes: Uint8Array): PacketRejection | undefined {
+/**
+ * Undefined when the packet is fit to parse, else why not. `acceptZeroChecksum`: we announced RFC 9653 (zero
+ * checksum over DTLS, whose AEAD already rejects any altered record), so a checksum of 0 is accepted as well.
+ */
+export function checkPacket(bytes: Uint8Array, acceptZeroChecksum = false): PacketRejection | undefined {
   if (bytes.byteLength < COMMON_HEADER + CHUNK_HEADER) return "short-packet";
   const stored = (bytes[8]! | (bytes[9]! << 8) | (bytes[10]! << 16) | (bytes[11]! << 24)) >>> 0; // little-endian, as werift
-  if (crc32c(bytes, 8) !== stored) return "checksum";
+  if (!(acceptZeroChecksum && stored === 0) && crc32c(bytes, 8) !== stored) return "checksum";
   let offset = COMMON_HEADER;
   while (offset < bytes.byteLength) {
     if (bytes.byteLength - offset < CHUNK_HEADER) return "chunk-length";

@@ -34,6 +34,8 @@ export const RTO_MAX_MS = 60_000;
  * paths, and there a lost tail took a full second to recover with the RFC's value.
  */
 export const RTO_MIN_MS = 200;
+/** Association.Max.Retrans (RFC 9260 §16): consecutive T3 expiries before the peer counts as unreachable. */
+export const MAX_RETRANSMISSIONS = 10;
 
 interface OutMessage {
   chunks: OutChunk[];
@@ -71,6 +73,8 @@ export interface SenderIo {
   takeSsn(streamId: number): number;
   /** After a SACK was processed (the association checks what is now acknowledged). */
   acknowledged(): void;
+  /** T3 expired MAX_RETRANSMISSIONS times in a row without the peer acknowledging anything (RFC 9260 §8.1). */
+  failed(): void;
 }
 
 export type OutChunkView = OutgoingData;
@@ -112,6 +116,8 @@ export class Sender {
   #advancedPeerAckPoint: number;
   #forwardTsnDue = false;
   #t3: NodeJS.Timeout | undefined;
+  /** T3 expiries since the peer last acknowledged new data. */
+  #consecutiveT3 = 0;
   #stopped = false;
   #batch: OutChunk[] = [];
   #batchSize = 0;
@@ -183,6 +189,7 @@ export class Sender {
     }
     const now = performance.now();
     const advanced = after(cumulativeTsn, this.cumulativeAcked);
+    if (advanced) this.#consecutiveT3 = 0;
     const windowWasFull = this.flightSize >= this.cwnd;
     this.cumulativeAcked = cumulativeTsn;
     let ackedBytes = 0;
@@ -474,6 +481,11 @@ export class Sender {
     this.#t3 = undefined;
     if (this.#stopped) return;
     this.stats.t3Expiries++;
+    if (++this.#consecutiveT3 > MAX_RETRANSMISSIONS) {
+      this.stop();
+      this.#io.failed();
+      return;
+    }
     this.rtoMs = Math.min(RTO_MAX_MS, this.rtoMs * 2);
     for (const chunk of this.#outstanding) {
       if (chunk.acked || chunk.message.abandoned) continue;

@@ -5,7 +5,7 @@ import type { PeerwireError } from "../errors.js";
 import { ChunkType } from "./packet.js";
 import { Receiver, type ReceiveOutcome, type ReceiverLimits } from "./receiver.js";
 import { Sender, type SendOptions } from "./sender.js";
-import { COMMON_HEADER, DATA_HEADER, decodeForwardTsn, decodeSack, encodeDataPacket, encodeForwardTsnPacket, encodeSackPacket, padded, type OutgoingData } from "./wire.js";
+import { COMMON_HEADER, DATA_HEADER, decodeForwardTsn, decodeSack, encodeDataPacket, encodeForwardTsnPacket, encodeSackPacket, padded, type ChecksumMode, type OutgoingData } from "./wire.js";
 
 /**
  * The one place peerwire reaches into werift-sctp. werift keeps what it does well enough and rarely: the INIT /
@@ -51,6 +51,9 @@ interface WeriftSctp {
   receiveDataChunk(chunk: unknown): void;
   receiveSackChunk(chunk: unknown): Promise<void>;
   receiveForwardTsnChunk(chunk: unknown): void;
+  /** Adds the parameters of our INIT / INIT-ACK; reads the peer's. */
+  setExtensions(params: Array<[number, Buffer]>): void;
+  getExtensions(params: Array<[number, Buffer]>): void;
   timer3Expired: () => void;
   onSackReceived: () => Promise<void>;
 }
@@ -92,6 +95,8 @@ const SCTP_SHAPE: MemberSpec = {
   receiveDataChunk: fn(1),
   receiveSackChunk: fn(1),
   receiveForwardTsnChunk: fn(1),
+  setExtensions: fn(1),
+  getExtensions: fn(1),
   timer3Expired: fn(),
   onSackReceived: fn(),
 };
@@ -103,6 +108,9 @@ const RESULT_PERFORMED = 1;
 const RESULT_IN_PROGRESS = 6;
 /** SACK every this many packets on a clean path, and every second one (RFC 9260 §6.2) while loss is seen. */
 const SACK_EVERY_PACKETS_CLEAN = 8;
+/** RFC 9653: Zero Checksum Acceptable parameter, error detection method 1 = SCTP over DTLS. */
+const ZERO_CHECKSUM_ACCEPTABLE = 0x8001;
+const ERROR_DETECTION_DTLS = 1;
 const SACK_EVERY_PACKETS_LOSSY = 2;
 /** How long after the last gap or duplicate the path counts as lossy. */
 const LOSSY_FOR_MS = 1000;
@@ -121,11 +129,19 @@ export interface DataPathHooks {
   incomingReset(streamIds: number[]): void;
   /** werift rejected a control chunk. */
   controlError(error: unknown): void;
+  /** The peer stopped acknowledging: Association.Max.Retrans T3 expiries in a row. */
+  unreachable(): void;
 }
 
 export interface DataPathOptions extends Omit<ReceiverLimits, "maxFragments"> {
   role: "client" | "server";
   port: number;
+  /**
+   * The transport below authenticates every packet (DTLS): announce RFC 9653 zero checksums, accept them, and
+   * send them to a peer that announced the same. Saves the two CRC32c per packet (computed by the sender and
+   * checked by the receiver).
+   */
+  zeroChecksum: boolean;
 }
 
 /**
@@ -139,6 +155,9 @@ export class WeriftDataPath {
   readonly #limits: ReceiverLimits;
   #sender: Sender | undefined;
   #receiver: Receiver | undefined;
+  readonly #acceptZeroChecksum: boolean;
+  /** What our packets carry: zero once the peer announced it accepts that (RFC 9653). */
+  #checksum: ChecksumMode = "crc32c";
   #sackScheduled = false;
   /** DATA-bearing packets since the last SACK. */
   #unacknowledgedPackets = 0;
@@ -153,6 +172,7 @@ export class WeriftDataPath {
     requireMembers(this.sctp, SCTP_SHAPE, "werift-sctp SCTP", "sctp");
     this.#werift = this.sctp as unknown as WeriftSctp;
     this.#hooks = hooks;
+    this.#acceptZeroChecksum = options.zeroChecksum;
     // A message of maxMessageSize in fragments of at least 256 bytes on average (honest stacks send ~1200).
     this.#limits = { ...options, maxFragments: Math.max(64, Math.ceil(options.maxMessageSize / 256)) };
     this.#takeOver();
@@ -205,6 +225,16 @@ export class WeriftDataPath {
   stop(): void {
     this.#stopped = true;
     this.#sender?.stop();
+  }
+
+  /** Whether a packet whose checksum field is 0 passes (see checkPacket): we announced RFC 9653. */
+  get acceptsZeroChecksum(): boolean {
+    return this.#acceptZeroChecksum;
+  }
+
+  /** Whether our packets carry a zero checksum (the peer announced RFC 9653 for DTLS). */
+  get sendsZeroChecksum(): boolean {
+    return this.#checksum === "zero";
   }
 
   /** Checked packet in (see checkPacket); never throws. */
@@ -318,7 +348,7 @@ export class WeriftDataPath {
     const receiver = this.#receiver;
     if (receiver === undefined || this.#stopped || this.#werift.isStopped) return;
     this.#werift.lastReceivedTsn = receiver.cumulativeTsn;
-    this.#hooks.send(encodeSackPacket(this.#ports(), this.#werift.remoteVerificationTag, receiver.sack()));
+    this.#hooks.send(encodeSackPacket(this.#ports(), this.#werift.remoteVerificationTag, receiver.sack(), this.#checksum));
   }
 
   #ports(): { source: number; destination: number } {
@@ -343,11 +373,11 @@ export class WeriftDataPath {
       this.#sender = new Sender(this.#werift.localTsn, this.#werift.peerAdvertisedRwnd, {
         sendData: (chunks: readonly OutgoingData[], size: number) => {
           if (this.#stopped) return;
-          this.#hooks.send(encodeDataPacket(this.#ports(), this.#werift.remoteVerificationTag, chunks, size));
+          this.#hooks.send(encodeDataPacket(this.#ports(), this.#werift.remoteVerificationTag, chunks, size, this.#checksum));
         },
         sendForwardTsn: (cumulativeTsn, streams) => {
           if (this.#stopped) return;
-          this.#hooks.send(encodeForwardTsnPacket(this.#ports(), this.#werift.remoteVerificationTag, cumulativeTsn, streams));
+          this.#hooks.send(encodeForwardTsnPacket(this.#ports(), this.#werift.remoteVerificationTag, cumulativeTsn, streams, this.#checksum));
         },
         takeSsn: (streamId) => {
           const ssn = this.#werift.outboundStreamSeq[streamId] ?? 0;
@@ -355,6 +385,7 @@ export class WeriftDataPath {
           return ssn;
         },
         acknowledged: () => this.#hooks.acknowledged(),
+        failed: () => this.#hooks.unreachable(),
       });
       if (this.#stopped) this.#sender.stop();
     }
@@ -390,6 +421,22 @@ export class WeriftDataPath {
     werift.receiveSackChunk = refuse("SACK path");
     werift.receiveForwardTsnChunk = refuse("FORWARD-TSN path");
     werift.timer3Expired = () => undefined; // T3 is the Sender's
+    if (this.#acceptZeroChecksum) {
+      const setExtensions = werift.setExtensions.bind(werift);
+      werift.setExtensions = (params) => {
+        setExtensions(params);
+        const method = Buffer.alloc(4);
+        method.writeUInt32BE(ERROR_DETECTION_DTLS);
+        params.push([ZERO_CHECKSUM_ACCEPTABLE, method]);
+      };
+      const getExtensions = werift.getExtensions.bind(werift);
+      werift.getExtensions = (params) => {
+        getExtensions(params);
+        for (const [type, value] of params) {
+          if (type === ZERO_CHECKSUM_ACCEPTABLE && value.byteLength === 4 && value.readUInt32BE(0) === ERROR_DETECTION_DTLS) this.#checksum = "zero";
+        }
+      };
+    }
     werift.onSackReceived = async () => undefined;
     // Incoming stream resets, done per RFC 6525 §5.2.2: not before every TSN up to the sender's last one arrived.
     // werift deletes the inbound stream at once (dropping data still in reassembly) and resets our outgoing side

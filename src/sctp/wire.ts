@@ -39,13 +39,20 @@ function writeCommonHeader(packet: Buffer, sourcePort: number, destinationPort: 
   packet.writeUInt32BE(0, 8);
 }
 
-function sealChecksum(packet: Buffer): Buffer {
-  packet.writeUInt32LE(crc32c(packet), 8); // computed with the field zero; little-endian on the wire, as usrsctp
+/**
+ * How a packet's checksum is filled in: "crc32c" always works; "zero" only towards a peer that announced it
+ * accepts zero checksums (RFC 9653, SCTP over DTLS).
+ */
+export type ChecksumMode = "crc32c" | "zero";
+
+function sealChecksum(packet: Buffer, mode: ChecksumMode): Buffer {
+  // Computed with the field zero; little-endian on the wire, as usrsctp.
+  if (mode === "crc32c") packet.writeUInt32LE(crc32c(packet), 8);
   return packet;
 }
 
 /** A packet of DATA chunks (bundled; their sizes must fit the caller's MTU). */
-export function encodeDataPacket(ports: { source: number; destination: number }, verificationTag: number, chunks: readonly OutgoingData[], size: number): Buffer {
+export function encodeDataPacket(ports: { source: number; destination: number }, verificationTag: number, chunks: readonly OutgoingData[], size: number, checksum: ChecksumMode = "crc32c"): Buffer {
   const packet = Buffer.allocUnsafe(COMMON_HEADER + size);
   writeCommonHeader(packet, ports.source, ports.destination, verificationTag);
   let offset = COMMON_HEADER;
@@ -63,7 +70,7 @@ export function encodeDataPacket(ports: { source: number; destination: number },
     offset = offset + padded(length);
     packet.fill(0, end, offset);
   }
-  return sealChecksum(packet);
+  return sealChecksum(packet, checksum);
 }
 
 export interface SackContent {
@@ -74,7 +81,7 @@ export interface SackContent {
   duplicates: readonly number[];
 }
 
-export function encodeSackPacket(ports: { source: number; destination: number }, verificationTag: number, sack: SackContent): Buffer {
+export function encodeSackPacket(ports: { source: number; destination: number }, verificationTag: number, sack: SackContent, checksum: ChecksumMode = "crc32c"): Buffer {
   const length = 16 + 4 * (sack.gaps.length + sack.duplicates.length);
   const packet = Buffer.allocUnsafe(COMMON_HEADER + length);
   writeCommonHeader(packet, ports.source, ports.destination, verificationTag);
@@ -96,7 +103,7 @@ export function encodeSackPacket(ports: { source: number; destination: number },
     packet.writeUInt32BE(tsn >>> 0, offset);
     offset += 4;
   }
-  return sealChecksum(packet);
+  return sealChecksum(packet, checksum);
 }
 
 export function encodeForwardTsnPacket(
@@ -104,6 +111,7 @@ export function encodeForwardTsnPacket(
   verificationTag: number,
   cumulativeTsn: number,
   streams: ReadonlyArray<readonly [number, number]>,
+  checksum: ChecksumMode = "crc32c",
 ): Buffer {
   const length = 8 + 4 * streams.length;
   const packet = Buffer.allocUnsafe(COMMON_HEADER + length);
@@ -119,7 +127,7 @@ export function encodeForwardTsnPacket(
     packet.writeUInt16BE(ssn, offset + 2);
     offset += 4;
   }
-  return sealChecksum(packet);
+  return sealChecksum(packet, checksum);
 }
 
 /** Reads the SACK chunk at `offset` (its chunk header). Gap blocks are returned raw; the sender validates them. */

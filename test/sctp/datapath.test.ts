@@ -180,6 +180,7 @@ describe("SCTP data path properties", () => {
           sendForwardTsn: () => undefined,
           takeSsn: () => 0,
           acknowledged: () => undefined,
+          failed: () => undefined,
         });
         sender.send(1, 53, new Uint8Array(MAX_USER_DATA * 3), { ordered: true }); // TSNs START .. START+2 sent
         const flight = sender.flightSize;
@@ -192,11 +193,14 @@ describe("SCTP data path properties", () => {
           if (starts[i]! <= previous || ends[i]! < starts[i]! || cumulative + ends[i]! > 3) valid = false;
           previous = ends[i]!;
         }
-        const accepted = sender.onSack(cumulativeTsn, 1 << 20, starts, ends);
-        if (cumulative < 0) return; // older than what was acknowledged: ignored, not invalid
-        assert.equal(accepted, valid);
-        if (!valid) assert.equal(sender.flightSize, flight);
-        sender.stop();
+        try {
+          const accepted = sender.onSack(cumulativeTsn, 1 << 20, starts, ends);
+          if (cumulative < 0) return; // older than what was acknowledged: ignored, not invalid
+          assert.equal(accepted, valid);
+          if (!valid) assert.equal(sender.flightSize, flight);
+        } finally {
+          sender.stop();
+        }
       }),
       { numRuns: 2000 },
     );
@@ -209,3 +213,34 @@ function sealed(chunk: Buffer): Buffer {
   packet.writeUInt32LE(crc32c(packet), 8);
   return packet;
 }
+
+describe("SCTP sender timers", () => {
+  test("T3 backs off, and after 10 expiries in a row without an acknowledgement the peer counts as unreachable", (t) => {
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    let failed = 0;
+    const sent: number[] = [];
+    const sender = new Sender(START, 1 << 20, {
+      sendData: (chunks) => sent.push(...chunks.map((c) => c.tsn)),
+      sendForwardTsn: () => undefined,
+      takeSsn: () => 0,
+      acknowledged: () => undefined,
+      failed: () => failed++,
+    });
+    sender.send(1, 53, new Uint8Array(100), { ordered: true });
+    assert.deepEqual(sent, [START]);
+    let rto = sender.rtoMs;
+    for (let expiry = 1; expiry <= 10; expiry++) {
+      t.mock.timers.tick(rto);
+      assert.equal(sender.stats.t3Expiries, expiry);
+      assert.equal(sent.length, 1 + expiry, "the chunk is retransmitted at each expiry");
+      assert.equal(sender.rtoMs, Math.min(60_000, rto * 2), "RTO doubles");
+      rto = sender.rtoMs;
+    }
+    assert.equal(failed, 0);
+    t.mock.timers.tick(rto);
+    assert.equal(failed, 1);
+    t.mock.timers.tick(120_000);
+    assert.equal(sent.length, 11, "nothing is sent after giving up");
+    sender.stop();
+  });
+});

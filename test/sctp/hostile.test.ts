@@ -212,3 +212,46 @@ describe("SCTP against a hostile peer", () => {
     await closeBoth(a);
   });
 });
+
+describe("SCTP zero checksum (RFC 9653)", () => {
+  async function pair(client: boolean, server: boolean) {
+    const raw = createMemoryPair();
+    const fromClient: Buffer[] = [];
+    const fromServer: Buffer[] = [];
+    const [a, b] = await Promise.all([
+      Association.connect(tapped(raw[0], (d) => fromClient.push(Buffer.from(d))), { role: "client", zeroChecksum: client }),
+      Association.connect(tapped(raw[1], (d) => fromServer.push(Buffer.from(d))), { role: "server", zeroChecksum: server }),
+    ]);
+    const accepted = once(b, "stream") as Promise<[Stream]>;
+    const stream = await a.openStream();
+    const [peer] = await accepted;
+    const echoed = once(stream, "data") as Promise<[Buffer]>;
+    peer.once("data", (m: Buffer) => peer.write(m));
+    stream.write(Buffer.alloc(5000, 3));
+    assert.equal((await echoed)[0].byteLength, 5000);
+    const checksums = (packets: Buffer[]) => packets.filter((p) => p[COMMON_HEADER] === 0).map((p) => p.readUInt32LE(8));
+    await Promise.all([a.close(), b.close()]);
+    return { client: checksums(fromClient), server: checksums(fromServer), a, b };
+  }
+
+  test("both announce it: DATA goes with checksum 0 both ways, and is accepted", async () => {
+    const { client, server } = await pair(true, true);
+    assert.ok(client.length > 0 && client.every((c) => c === 0));
+    assert.ok(server.length > 0 && server.every((c) => c === 0));
+  });
+
+  test("only one side opted in: both keep CRC32c (the other never announced it, and takes no part)", async () => {
+    const { client, server, a, b } = await pair(true, false);
+    assert.ok(client.length > 0 && client.every((c) => c !== 0), "the server did not announce: the client computes CRC32c");
+    assert.ok(server.length > 0 && server.every((c) => c !== 0), "the server did not opt in: it computes CRC32c");
+    assert.equal(a.stats.dropped.checksum + b.stats.dropped.checksum, 0);
+  });
+
+  test("without the announcement, a packet with checksum 0 is dropped and counted", async () => {
+    const a = await attack(); // neither side announced
+    await a.wire.send(dataPacket(a.tag, [{ tsn: a.nextTsn, streamId: 0, ssn: 1, ppid: BINARY, flags: DATA_FLAG_BEGIN | DATA_FLAG_END, data: Buffer.of(1) }]).fill(0, 8, 12));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(a.victim.stats.dropped.checksum, 1);
+    await closeBoth(a);
+  });
+});
