@@ -106,6 +106,28 @@ function checkSignature(
   return valid ? undefined : { kind: "signature", detail: `${what} signature does not verify with the certificate's key` };
 }
 
+/** Public keys of recently seen peer certificates, by DER: parsing one costs more than verifying a signature. */
+const publicKeys = new Map<string, KeyObject>();
+const MAX_PUBLIC_KEYS = 64;
+
+/** The public key of a DER certificate (cached, least recently used evicted), or undefined if unparsable. */
+function publicKeyOf(der: Uint8Array): KeyObject | undefined {
+  const id = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString("base64");
+  let key = publicKeys.get(id);
+  if (key !== undefined) {
+    publicKeys.delete(id); // most recently used last
+  } else {
+    try {
+      key = new X509Certificate(der).publicKey;
+    } catch {
+      return undefined;
+    }
+    if (publicKeys.size >= MAX_PUBLIC_KEYS) publicKeys.delete(publicKeys.keys().next().value!);
+  }
+  publicKeys.set(id, key);
+  return key;
+}
+
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
   let offset = 0;
@@ -146,12 +168,8 @@ export function verifyHandshake(input: {
   const peerIndex = input.role === "client" ? SERVER_CERTIFICATE : CLIENT_CERTIFICATE;
   const peerCertificateDer = leafCertificate(messages[peerIndex]!.body);
   if (peerCertificateDer === undefined) return { kind: "flow", detail: "malformed Certificate message" };
-  let key: KeyObject;
-  try {
-    key = new X509Certificate(peerCertificateDer).publicKey;
-  } catch {
-    return { kind: "flow", detail: "peer certificate cannot be parsed" };
-  }
+  const key = publicKeyOf(peerCertificateDer);
+  if (key === undefined) return { kind: "flow", detail: "peer certificate cannot be parsed" };
   const bytes = (from: number, to: number) => concat(messages.slice(from, to).map((m) => m.transcriptBytes));
 
   if (input.role === "client") {

@@ -1,11 +1,11 @@
-import { DtlsClient, DtlsServer, type DtlsSocket } from "werift";
 import { PeerwireError, abortError } from "../errors.js";
 import type { Identity } from "../identity/identity.js";
 import { BaseDatagramTransport } from "../transport/base.js";
 import type { DatagramTransport } from "../transport/contract.js";
-import { verifyHandshake, type HandshakeMessage } from "./handshake.js";
+import { verifyHandshake } from "./handshake.js";
 import { HandshakeOrderer, filterInbound, splitRecords, type DropReason } from "./records.js";
 import { peerCertificateOf, type PeerVerifier } from "./trust.js";
+import { WeriftEndpoint } from "./werift.js";
 
 export interface DtlsOptions {
   role: "client" | "server";
@@ -28,26 +28,16 @@ export interface DtlsStats {
   dropped: Record<DtlsDropReason, number>;
 }
 
-/** werift internals read after the handshake (public members of DtlsSocket, loosely typed by werift). */
-interface CachedHandshake {
-  msg_type: number;
-  fragment: Buffer;
-  serialize(): Buffer;
-}
-interface WeriftSocketInternals {
-  dtls: { sortedHandshakeCache: CachedHandshake[]; flight: number };
-  cipher: { masterSecret?: Buffer };
-  onHandleHandshakes: (assembled: CachedHandshake[]) => Promise<void>;
-}
-
 /** Application data received before verification finished is held, up to this many datagrams. */
 const MAX_UNVERIFIED_DATAGRAMS = 64;
-/** Beyond every flight number: makes werift's retransmission loop stop at its next wake-up. */
-const FLIGHT_DONE = 99;
-const ECDSA_SHA256 = { hash: 4, signature: 3 } as const;
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** A plain Uint8Array over the same bytes (werift hands each decrypted record over in its own Buffer). */
+function toView(data: Buffer): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /**
@@ -79,53 +69,40 @@ export class DtlsTransport extends BaseDatagramTransport {
   #remoteCertificateDer: Uint8Array | undefined;
   #remotePeerId: string | undefined;
   readonly #lower: DatagramTransport;
-  readonly #socket: DtlsSocket;
-  readonly #internals: WeriftSocketInternals;
+  readonly #werift: WeriftEndpoint;
   #handshakeComplete = false;
   #verified = false;
   #serverFinished: Uint8Array | undefined;
   #unverified: Buffer[] = [];
   #lowerClosed = false;
+  /** While the handshake is pending: settles it (set by #run). */
+  #settleHandshake: ((error: PeerwireError) => void) | undefined;
 
   private constructor(lower: DatagramTransport, options: DtlsOptions) {
     super();
     this.role = options.role;
     this.#lower = lower;
-    const adapter = {
-      type: "udp",
-      address: { address: "0.0.0.0", family: "IPv4", port: 0 },
-      closed: false,
-      onData: (_data: Buffer) => undefined as void,
+    this.#werift = new WeriftEndpoint(options.role, {
+      certPem: options.identity.certificatePem,
+      keyPem: options.identity.privateKeyPem,
       send: async (data: Buffer) => {
         if (lower.closed) return;
         this.stats.datagramsOut++;
         this.stats.bytesOut += data.byteLength;
         await lower.send(data).catch(() => undefined); // loss is normal for datagrams; closure is seen via onClose
       },
-      close: async () => undefined,
-    };
-    const socketOptions = {
-      transport: adapter,
-      cert: options.identity.certificatePem,
-      key: options.identity.privateKeyPem,
-      signatureHash: ECDSA_SHA256,
-      extendedMasterSecret: true,
-    };
-    // Both sides set certificateRequest: the server asks for the client's certificate, and the client waits for
-    // that CertificateRequest before building its flight 5. Without it werift's client, when the ServerHello is
-    // lost and retransmitted, can answer before seeing the request and omit its certificate: a dead handshake.
-    this.#socket =
-      options.role === "client"
-        ? new DtlsClient({ ...socketOptions, certificateRequest: true })
-        : new DtlsServer({ ...socketOptions, certificateRequest: true });
-    this.#internals = this.#socket as unknown as WeriftSocketInternals;
+      onIncompatible: (error) => {
+        if (this.#settleHandshake !== undefined) this.#settleHandshake(error);
+        else this.shutdown(error);
+      },
+    });
     this.#hookHandshakes();
-    this.#socket.onData.subscribe((data) => this.#onApplicationData(data));
+    this.#werift.socket.onData.subscribe((data) => this.#onApplicationData(data));
     const clientHello = 1;
     const orderer = new HandshakeOrderer({ passDuplicate: (msgType) => options.role === "server" && msgType === clientHello });
     const toWerift = (bytes: Uint8Array) => {
       try {
-        adapter.onData(toBuffer(bytes));
+        this.#werift.receive(toBuffer(bytes));
       } catch {
         this.stats.dropped["werift-error"]++;
       }
@@ -162,7 +139,12 @@ export class DtlsTransport extends BaseDatagramTransport {
       return Promise.reject(new PeerwireError("ERR_INVALID_ARGUMENT", "verifyPeer is required", { layer: "dtls" }));
     }
     if (options.signal?.aborted) return Promise.reject(abortError(options.signal, "DTLS handshake"));
-    const session = new DtlsTransport(lower, options);
+    let session: DtlsTransport;
+    try {
+      session = new DtlsTransport(lower, options);
+    } catch (error) {
+      return Promise.reject(error); // ERR_WERIFT_INCOMPATIBLE: the installed werift is not the one peerwire fits
+    }
     return session.#run(options);
   }
 
@@ -179,7 +161,7 @@ export class DtlsTransport extends BaseDatagramTransport {
 
   protected async sendDatagram(datagram: Uint8Array): Promise<void> {
     if (!this.#verified) throw new PeerwireError("ERR_TRANSPORT_CLOSED", "DTLS session is not established");
-    await this.#socket.send(toBuffer(datagram));
+    await this.#werift.socket.send(toBuffer(datagram));
   }
 
   protected release(): void {
@@ -195,6 +177,8 @@ export class DtlsTransport extends BaseDatagramTransport {
       const settle = (error: PeerwireError | undefined) => {
         if (settled) return;
         settled = true;
+        this.#settleHandshake = undefined;
+        this.#werift.handshakeSettled();
         clearTimeout(timer);
         options.signal?.removeEventListener("abort", onAbort);
         if (error !== undefined) {
@@ -209,20 +193,21 @@ export class DtlsTransport extends BaseDatagramTransport {
         () => settle(new PeerwireError("ERR_HANDSHAKE_TIMEOUT", `DTLS handshake did not complete in ${timeoutMs} ms`)),
         timeoutMs,
       );
+      this.#settleHandshake = settle;
       const onAbort = () => settle(abortError(options.signal!, "DTLS handshake"));
       options.signal?.addEventListener("abort", onAbort, { once: true });
       this.onClose((error) =>
         settle(new PeerwireError("ERR_HANDSHAKE_FAILED", "transport closed during the DTLS handshake", { cause: error })),
       );
-      this.#socket.onClose.subscribe(() => {
+      this.#werift.socket.onClose.subscribe(() => {
         // werift reports any alert as a close; during the handshake that is the peer refusing us.
         if (!this.#verified) settle(new PeerwireError("ERR_HANDSHAKE_FAILED", "peer sent an alert during the handshake"));
         else this.shutdown(new PeerwireError("ERR_CONNECTION_CLOSED", "peer closed the DTLS session", { layer: "dtls" }));
       });
-      this.#socket.onError.subscribe(() => {
+      this.#werift.socket.onError.subscribe(() => {
         this.stats.dropped["werift-error"]++; // a malformed flight; the peer retransmits or the timeout decides
       });
-      this.#socket.onConnect.once(() => {
+      this.#werift.socket.onConnect.once(() => {
         const handshakeDone = performance.now();
         this.timings.handshakeMs = handshakeDone - started;
         this.#verify(options.verifyPeer).then(() => {
@@ -230,26 +215,19 @@ export class DtlsTransport extends BaseDatagramTransport {
           settle(undefined);
         }, settle);
       });
-      if (this.#socket instanceof DtlsClient) {
-        this.#socket.connect().catch((cause: unknown) => {
-          settle(new PeerwireError("ERR_HANDSHAKE_TIMEOUT", "DTLS server did not answer", { cause }));
-        });
-      }
+      this.#werift.start().catch((cause: unknown) => {
+        settle(new PeerwireError("ERR_HANDSHAKE_TIMEOUT", "DTLS server did not answer", { cause }));
+      });
     });
   }
 
   /** Everything werift skipped: key possession, transcript agreement, then the caller's trust policy. */
   async #verify(verifyPeer: PeerVerifier): Promise<void> {
     this.#handshakeComplete = true;
-    const transcript: HandshakeMessage[] = this.#internals.dtls.sortedHandshakeCache.map((message) => ({
-      msgType: message.msg_type,
-      body: message.fragment,
-      transcriptBytes: message.serialize(),
-    }));
     const result = verifyHandshake({
       role: this.role,
-      transcript,
-      masterSecret: this.#internals.cipher.masterSecret,
+      transcript: this.#werift.transcript(),
+      masterSecret: this.#werift.masterSecret(),
       serverFinished: this.#serverFinished,
     });
     if ("kind" in result) {
@@ -258,7 +236,7 @@ export class DtlsTransport extends BaseDatagramTransport {
         `DTLS handshake not verified: ${result.detail}`,
       );
     }
-    const used = this.#socket.remoteCertificate;
+    const used = this.#werift.socket.remoteCertificate;
     if (used === undefined || !used.equals(result.peerCertificateDer)) {
       throw new PeerwireError("ERR_HANDSHAKE_SIGNATURE", "the certificate werift reports is not the one that was verified");
     }
@@ -281,8 +259,7 @@ export class DtlsTransport extends BaseDatagramTransport {
    * (no renegotiation; werift would restart its state machine on a new ClientHello).
    */
   #hookHandshakes(): void {
-    const original = this.#internals.onHandleHandshakes;
-    this.#internals.onHandleHandshakes = async (assembled) => {
+    this.#werift.interceptHandshakes(async (assembled, forward) => {
       let messages = assembled;
       if (this.#handshakeComplete) {
         // The server answers a retransmitted client Finished by retransmitting its last flight; the client
@@ -294,13 +271,13 @@ export class DtlsTransport extends BaseDatagramTransport {
         const finished = assembled.find((m) => m.msg_type === 20);
         if (finished !== undefined && this.#serverFinished === undefined) this.#serverFinished = new Uint8Array(finished.fragment);
       }
-      await original(messages);
-    };
+      await forward(messages);
+    });
   }
 
   #onApplicationData(data: Buffer): void {
     if (this.#verified) {
-      this.deliver(new Uint8Array(data));
+      this.deliver(toView(data));
     } else if (this.#handshakeComplete && this.#unverified.length < MAX_UNVERIFIED_DATAGRAMS) {
       // The peer may send as soon as its side completes; hold it until ours has verified.
       this.#unverified.push(data);
@@ -312,12 +289,13 @@ export class DtlsTransport extends BaseDatagramTransport {
   #flushUnverified(): void {
     const held = this.#unverified;
     this.#unverified = [];
-    for (const data of held) this.deliver(new Uint8Array(data));
+    for (const data of held) this.deliver(toView(data));
   }
 
   #stopWerift(): void {
     this.#unverified = [];
-    this.#internals.dtls.flight = FLIGHT_DONE;
+    this.#werift.stopRetransmissions();
+    this.#werift.handshakeSettled();
   }
 }
 

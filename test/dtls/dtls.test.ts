@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
-import { DtlsClient, DtlsServer, type DtlsSocket } from "werift";
+import { spawn } from "node:child_process";
+import { createPublicKey, randomBytes, verify, X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { after, describe, test } from "node:test";
+import { CipherContext, DtlsClient, DtlsServer, type DtlsSocket } from "werift";
 import {
   allOf,
   allowPeerIds,
@@ -14,8 +18,17 @@ import {
   verifyHandshake,
   type HandshakeMessage,
 } from "../../src/dtls/index.js";
-import { isPeerwireError } from "../../src/errors.js";
+import {
+  nodeX25519,
+  nodeX25519KeyPair,
+  originalX25519,
+  PeerwireCipherContext,
+  requireWeriftShape,
+  x25519Stats,
+} from "../../src/dtls/werift.js";
+import { isPeerwireError, PeerwireError } from "../../src/errors.js";
 import { digestOf, type Identity } from "../../src/identity/index.js";
+import { BaseDatagramTransport } from "../../src/transport/base.js";
 import { createMemoryPair, type DatagramTransport } from "../../src/transport/index.js";
 import { dtlsPair, nextDatagram, testIdentities } from "../helpers/pairs.js";
 
@@ -345,4 +358,239 @@ describe("DTLS: handshake orderer", () => {
     assert.equal(orderer.refused, 1);
     assert.equal(label(orderer.push(handshake(15, 3))), "15", "the refused record did not open a gap");
   });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// The werift boundary (src/dtls/werift.ts): shape checks, and overrides that change nothing on the wire.
+
+type Packet = Parameters<CipherContext["encryptPacket"]>[0];
+type PlaintextClass = { new (header: Packet["recordLayerHeader"], fragment: Buffer): Packet; deSerialize(bytes: Buffer): Packet };
+
+/** peerwire's cipher contexts of both ends of a fresh handshake, and werift's DtlsPlaintext class. */
+async function peerwireContexts(client: Identity, server: Identity) {
+  const found: { client?: PeerwireCipherContext; server?: PeerwireCipherContext; Plaintext?: PlaintextClass } = {};
+  const encrypt = PeerwireCipherContext.prototype.encryptPacket;
+  PeerwireCipherContext.prototype.encryptPacket = function (this: PeerwireCipherContext, pkt: Packet) {
+    found.Plaintext ??= pkt.constructor as unknown as PlaintextClass;
+    found[this.sessionType === 1 ? "client" : "server"] = this;
+    return encrypt.call(this, pkt);
+  };
+  try {
+    const pair = await dtlsPair({ client, server });
+    await Promise.all([pair.client.close(), pair.server.close()]);
+  } finally {
+    PeerwireCipherContext.prototype.encryptPacket = encrypt;
+  }
+  assert.ok(found.client && found.server && found.Plaintext, "both ends protected records with peerwire's context");
+  return found as Required<typeof found>;
+}
+
+const isIncompatible = (member: RegExp) => (error: unknown) =>
+  isPeerwireError(error, "ERR_WERIFT_INCOMPATIBLE") && error.layer === "dtls" && member.test(error.message);
+
+describe("DTLS: werift boundary shape checks", () => {
+  test("a werift object without the members peerwire relies on is ERR_WERIFT_INCOMPATIBLE naming them", () => {
+    assert.throws(() => requireWeriftShape("cipher.cipher (AEADCipher)", { blockAlgorithm: "aes-128-gcm", clientWriteKey: Buffer.alloc(16) }), isIncompatible(/serverWriteKey is missing/));
+    assert.throws(() => requireWeriftShape("DtlsSocket", { cipher: {}, dtls: {}, options: {}, sessionType: 1, send: () => undefined, onHandleHandshakes: () => undefined }), isIncompatible(/onHandleHandshakes is function of 0 parameters.*send is function of 0/));
+    assert.throws(() => requireWeriftShape("DtlsContext", { flight: "5" }), isIncompatible(/sortedHandshakeCache is missing; flight is string, expected number/));
+    assert.throws(() => requireWeriftShape("CipherContext", Object.create(null)), isIncompatible(/encryptPacket is missing/));
+    assert.throws(() => requireWeriftShape("tweetnacl", { box: {}, scalarMult: (n: Uint8Array) => n }), isIncompatible(/box is object, expected function; scalarMult is function of 1 parameters/));
+    assert.throws(() => requireWeriftShape("DtlsPlaintext", undefined), isIncompatible(/DtlsPlaintext is undefined/));
+    // The real objects pass.
+    requireWeriftShape("CipherContext", CipherContext.prototype);
+  });
+
+  test("a reshaped AEADCipher met on the record path fails loudly (thrown and reported), not silently", async () => {
+    const [alice] = await testIdentities();
+    const reported: PeerwireError[] = [];
+    const context = new PeerwireCipherContext(1, alice.certificatePem, alice.privateKeyPem, (error) => reported.push(error));
+    context.cipher = { blockAlgorithm: "aes-128-gcm", clientKey: Buffer.alloc(16) } as unknown as CipherContext["cipher"];
+    const packet = { recordLayerHeader: { contentType: 23, protocolVersion: { major: 254, minor: 253 }, epoch: 1, sequenceNumber: 1, contentLen: 1 }, fragment: Buffer.of(1) } as Packet;
+    assert.throws(() => context.encryptPacket(packet), isIncompatible(/clientWriteKey is missing/));
+    assert.equal(reported.length, 1);
+    assert.ok(isIncompatible(/AEADCipher/)(reported[0]));
+  });
+});
+
+describe("DTLS: werift boundary overrides are invisible on the wire", async () => {
+  const [alice, bob] = await testIdentities();
+
+  test("records: byte-identical to werift's AEADCipher, and each side opens the other's (AES-128/256-GCM)", async () => {
+    const { client, server, Plaintext } = await peerwireContexts(alice, bob);
+    const cases: Array<[type: number, epoch: number, seq: number, size: number]> = [
+      [23, 1, 1, 0], [23, 1, 2, 1], [23, 1, 3, 15], [23, 1, 4, 16], [23, 1, 5, 17], [22, 1, 0, 12], [21, 1, 7, 2],
+      [23, 1, 2 ** 32 + 5, 1250], [23, 2, 2 ** 48 - 1, 1200], [23, 1, 9, 16384],
+    ];
+    const header = (type: number, epoch: number, seq: number, size: number) => ({ contentType: type, protocolVersion: { major: 254, minor: 253 }, epoch, sequenceNumber: seq, contentLen: size });
+    const check = (label: string) => {
+      for (const [sender, receiver] of [[client, server], [server, client]] as const) {
+        for (const [type, epoch, seq, size] of cases) {
+          const plaintext = randomBytes(size);
+          const ours = sender.encryptPacket(new Plaintext(header(type, epoch, seq, size), plaintext)).serialize();
+          const theirs = CipherContext.prototype.encryptPacket.call(sender, new Plaintext(header(type, epoch, seq, size), Buffer.from(plaintext))).serialize();
+          const what = `${label} ${sender === client ? "client" : "server"} type ${type} epoch ${epoch} seq ${seq} size ${size}`;
+          assert.deepEqual(ours, theirs, `${what}: same record bytes`);
+          assert.deepEqual(CipherContext.prototype.decryptPacket.call(receiver, Plaintext.deSerialize(ours)), plaintext, `${what}: werift opens ours`);
+          assert.deepEqual(receiver.decryptPacket(Plaintext.deSerialize(theirs)), plaintext, `${what}: we open werift's`);
+          const tampered = Buffer.from(ours);
+          tampered[tampered.length - 1 - (seq % 16)]! ^= 1;
+          assert.throws(() => receiver.decryptPacket(Plaintext.deSerialize(tampered)), `${what}: tampered record refused`);
+          assert.throws(() => CipherContext.prototype.decryptPacket.call(receiver, Plaintext.deSerialize(tampered)));
+        }
+      }
+    };
+    check("aes-128-gcm");
+    // The same construction with AES-256 keys (werift's *_AES_256_GCM_SHA384 suites): a copy of werift's AEADCipher.
+    const aes256 = Object.assign(Object.create(Object.getPrototypeOf(client.cipher) as object) as CipherContext["cipher"], client.cipher, {
+      blockAlgorithm: "aes-256-gcm",
+      keyLength: 32,
+      clientWriteKey: randomBytes(32),
+      serverWriteKey: randomBytes(32),
+      clientNonce: randomBytes(12),
+      serverNonce: randomBytes(12),
+    });
+    client.cipher = aes256;
+    server.cipher = Object.assign(Object.create(Object.getPrototypeOf(aes256) as object) as CipherContext["cipher"], aes256, {
+      clientNonce: Buffer.from(aes256.clientNonce!),
+      serverNonce: Buffer.from(aes256.serverNonce!),
+    });
+    check("aes-256-gcm");
+    // Short records are refused by both, as werift's own.
+    const short = Buffer.from([23, 254, 253, 0, 1, 0, 0, 0, 0, 0, 1, 0, 5, 1, 2, 3, 4, 5]);
+    assert.throws(() => server.decryptPacket(Plaintext.deSerialize(short)));
+    assert.throws(() => CipherContext.prototype.decryptPacket.call(server, Plaintext.deSerialize(short)));
+  });
+
+  test("signatures: valid for the certificate's key; with a deterministic (RSA) key byte-identical to werift's", async () => {
+    const { client } = await peerwireContexts(alice, bob);
+    const data = randomBytes(700);
+    const aliceKey = new X509Certificate(alice.certificateDer).publicKey;
+    for (const signature of [
+      client.signatureData(data, "sha256"),
+      client.localPrivateKey.sign(data, "sha256"),
+      CipherContext.prototype.signatureData.call(client, data, "sha256"),
+    ]) {
+      assert.ok(verify("sha256", data, aliceKey, signature), "ECDSA signature (DER) verifies");
+    }
+    assert.deepEqual(client.localCert, Buffer.from(alice.certificateDer), "the certificate werift sends");
+    const fixtures = new URL("../fixtures/", import.meta.url);
+    const rsa = new PeerwireCipherContext(2, readFileSync(new URL("rsa-certificate.pem", fixtures), "utf8"), readFileSync(new URL("rsa-key.pem", fixtures), "utf8"));
+    const fidmKey = Object.getPrototypeOf(rsa.localPrivateKey) as CipherContext["localPrivateKey"];
+    assert.deepEqual(rsa.signatureData(data, "sha256"), CipherContext.prototype.signatureData.call(rsa, data, "sha256"));
+    assert.deepEqual(rsa.localPrivateKey.sign(data, "sha256"), fidmKey.sign(data, "sha256"));
+  });
+
+  test("X25519 through node:crypto equals tweetnacl's, low-order and non-canonical points included", () => {
+    const nacl = originalX25519();
+    const fill = (first: number[], rest = 0, last?: number) => {
+      const bytes = new Uint8Array(32).fill(rest);
+      bytes.set(first);
+      if (last !== undefined) bytes[31] = last;
+      return bytes;
+    };
+    const points = [
+      fill([0]), fill([1]), // low order: all-zero shared secret (node:crypto refuses it; tweetnacl's answer stands)
+      Uint8Array.from(Buffer.from("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", "hex")),
+      Uint8Array.from(Buffer.from("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157", "hex")),
+      fill([0xec], 0xff, 0x7f), fill([0xed], 0xff, 0x7f), fill([0xee], 0xff, 0x7f), // p - 1, p, p + 1
+      fill([], 0xff), // high bit set (masked by both)
+      ...Array.from({ length: 40 }, () => new Uint8Array(randomBytes(32))),
+      ...Array.from({ length: 10 }, () => nacl.box.keyPair().publicKey),
+    ];
+    for (let i = 0; i < 10; i++) {
+      const ours = nodeX25519KeyPair()!;
+      assert.deepEqual(ours.publicKey, (nacl.scalarMult as unknown as { base(n: Uint8Array): Uint8Array }).base(ours.secretKey), "public key");
+      assert.equal(ours.secretKey.buffer.byteLength, 32, "werift takes Buffer.from(secretKey.buffer)");
+      for (const point of points) {
+        const expected = nacl.scalarMult(ours.secretKey, point);
+        assert.deepEqual(nodeX25519(ours.secretKey, point) ?? nacl.scalarMult(ours.secretKey, point), expected);
+      }
+    }
+    // The installed function on the tweetnacl werift imports: same results, node:crypto only for our key pairs.
+    const installed = createRequire(createRequire(import.meta.url).resolve("werift"))("tweetnacl") as typeof nacl;
+    assert.notEqual(installed.scalarMult, nacl.scalarMult);
+    const ours = nodeX25519KeyPair()!;
+    const theirs = nacl.box.keyPair();
+    for (const point of points) {
+      assert.deepEqual(installed.scalarMult(ours.secretKey, point), nacl.scalarMult(ours.secretKey, point));
+      assert.deepEqual(installed.scalarMult(theirs.secretKey, point), nacl.scalarMult(theirs.secretKey, point));
+    }
+    assert.throws(() => installed.scalarMult(new Uint8Array(31), points[8]!), "tweetnacl's own argument checks still apply");
+  });
+
+  test("a peerwire handshake computes X25519 through node:crypto; werift used alone keeps tweetnacl", async () => {
+    const before = { ...x25519Stats };
+    const { client, server } = await dtlsPair({ client: alice, server: bob });
+    assert.equal(x25519Stats.keyPairs - before.keyPairs, 2, "one key pair per side");
+    assert.equal(x25519Stats.sharedSecrets - before.sharedSecrets, 2, "one shared secret per side");
+    await Promise.all([client.close(), server.close()]);
+    const alone = { ...x25519Stats };
+    const raw = await rawWerift({ cert: alice.certificatePem, key: alice.privateKeyPem }, { cert: bob.certificatePem, key: bob.privateKeyPem });
+    assert.deepEqual({ ...x25519Stats }, alone, "werift alone: tweetnacl, untouched");
+    await raw.close();
+  });
+});
+
+/** A DatagramTransport over a child process's stdin/stdout (2-byte length + bytes per datagram). */
+class StdioTransport extends BaseDatagramTransport {
+  readonly #child: ReturnType<typeof spawn>;
+  constructor(child: ReturnType<typeof spawn>) {
+    super();
+    this.#child = child;
+    let pending = Buffer.alloc(0);
+    child.stdout!.on("data", (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 2 && pending.length >= 2 + pending.readUInt16BE(0)) {
+        const length = pending.readUInt16BE(0);
+        this.deliver(new Uint8Array(pending.subarray(2, 2 + length)));
+        pending = pending.subarray(2 + length);
+      }
+    });
+    child.once("exit", () => this.shutdown());
+  }
+  protected async sendDatagram(datagram: Uint8Array): Promise<void> {
+    const frame = Buffer.alloc(2 + datagram.byteLength);
+    frame.writeUInt16BE(datagram.byteLength, 0);
+    frame.set(datagram, 2);
+    this.#child.stdin!.write(frame);
+  }
+  protected release(): void {
+    this.#child.stdin!.end();
+  }
+}
+
+describe("DTLS: interop with werift alone in another process (no peerwire override on that side)", async () => {
+  const [alice, bob] = await testIdentities();
+  const children: Array<ReturnType<typeof spawn>> = [];
+  after(() => {
+    for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+  });
+
+  for (const ourRole of ["client", "server"] as const) {
+    // The timeout only bounds a broken record layer (an echo that never comes); nothing here is timed.
+    test(`peerwire ${ourRole} ↔ werift ${ourRole === "client" ? "server" : "client"}: verified handshake, data both ways`, { timeout: 60_000 }, async () => {
+      const them = ourRole === "client" ? bob : alice;
+      const child = spawn(process.execPath, [new URL("werift-peer.mjs", import.meta.url).pathname, ourRole === "client" ? "server" : "client"], {
+        env: { ...process.env, WERIFT_PEER_CERT: them.certificatePem, WERIFT_PEER_KEY: them.privateKeyPem },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      children.push(child);
+      let stderr = "";
+      child.stderr!.on("data", (data: Buffer) => (stderr += data.toString()));
+      const before = { ...x25519Stats };
+      const transport = new StdioTransport(child);
+      const dtls = await connectDtls(transport, { role: ourRole, identity: ourRole === "client" ? alice : bob, verifyPeer: expectPeerId(them.peerId), timeoutMs: 10_000 });
+      assert.equal(dtls.remotePeerId, them.peerId, "werift's signatures verified by peerwire");
+      assert.equal(x25519Stats.sharedSecrets - before.sharedSecrets, 1, "our side's X25519 went through node:crypto");
+      for (const size of [1, 100, 1200]) {
+        const message = randomBytes(size);
+        const echoed = nextDatagram(dtls);
+        await dtls.send(message);
+        assert.deepEqual(Buffer.from(await echoed), Buffer.concat([Buffer.from("echo:"), message]), `${size} bytes through werift's record layer and back`);
+      }
+      assert.match(stderr, /connected/);
+      await dtls.close();
+      await new Promise((resolve) => (child.exitCode === null ? child.once("exit", resolve) : resolve(undefined)));
+    });
+  }
 });
