@@ -86,7 +86,14 @@ export function checkPacket(bytes: Uint8Array, acceptZeroChecksum = false): Pack
     const length = u16(bytes, offset + 2);
     if (length < CHUNK_HEADER || offset + length > bytes.byteLength) return "chunk-length";
     const layout = LAYOUT.get(type);
-    if (layout === undefined) return "unknown-chunk";
+    if (layout === undefined) {
+      // RFC 9260 §3.2: the type's two high bits say what to do with a chunk we do not know. 1x: skip it and go on
+      // with the rest of the packet (nothing parses it); 0x: discard the whole packet. (The "report" variants
+      // would add an ERROR chunk in reply; peerwire does not send one.)
+      if ((type & 0x80) === 0) return "unknown-chunk";
+      offset += length + ((4 - (length % 4)) % 4);
+      continue;
+    }
     const bodyStart = offset + CHUNK_HEADER;
     const bodyLength = length - CHUNK_HEADER;
     if (bodyLength < layout.minBody) return "chunk-body";

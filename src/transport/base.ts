@@ -37,9 +37,15 @@ export abstract class BaseDatagramTransport implements DatagramTransport {
     this.#closeHandlers.push(handler);
   }
 
-  async send(datagram: Uint8Array): Promise<void> {
-    if (this.#closed) throw new PeerwireError("ERR_TRANSPORT_CLOSED", "send on a closed transport", { layer: "transport" });
-    await this.sendDatagram(datagram);
+  // Not async: this runs for every datagram of every layer, and an async frame per layer and packet showed up in
+  // the data path's profile. A synchronous throw from sendDatagram still becomes a rejection.
+  send(datagram: Uint8Array): Promise<void> {
+    if (this.#closed) return Promise.reject(new PeerwireError("ERR_TRANSPORT_CLOSED", "send on a closed transport", { layer: "transport" }));
+    try {
+      return this.sendDatagram(datagram);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   async close(): Promise<void> {

@@ -192,6 +192,19 @@ describe("SCTP against a hostile peer", () => {
     await closeBoth(a);
   });
 
+  test("an unknown chunk marked 'skip' is passed over and the rest of its packet is processed (RFC 9260 §3.2)", async () => {
+    const a = await attack();
+    const received = once(a.victimStream, "data") as Promise<[Buffer]>;
+    const data = dataPacket(a.tag, [{ tsn: a.nextTsn, streamId: 0, ssn: 1, ppid: BINARY, flags: DATA_FLAG_BEGIN | DATA_FLAG_END, data: Buffer.from("after the unknown chunk") }]);
+    const unknown = Buffer.from([0xbf, 0, 0, 8, 1, 2, 3, 4]);
+    const packet = Buffer.concat([data.subarray(0, COMMON_HEADER), unknown, data.subarray(COMMON_HEADER)]);
+    packet.writeUInt32LE(0, 8);
+    packet.writeUInt32LE(crc32c(packet), 8);
+    await a.wire.send(packet);
+    assert.equal((await received)[0].toString(), "after the unknown chunk");
+    await closeBoth(a);
+  });
+
   test("an INIT in the middle of the association is dropped, not adopted", async () => {
     const a = await attack();
     const init = Buffer.alloc(COMMON_HEADER + 20);

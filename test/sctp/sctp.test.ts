@@ -69,6 +69,8 @@ describe("SCTP packet guard", () => {
     assert.equal(checkPacket(packet([[11, 0, 0, 0]])), "chunk-length", "chunk length 0: werift loops forever");
     assert.equal(checkPacket(packet([[11, 0, 0, 40]])), "chunk-length", "past the end");
     assert.equal(checkPacket(packet([[0x40, 0, 0, 4]])), "unknown-chunk", "werift throws on unknown types");
+    assert.equal(checkPacket(packet([[0x80, 0, 0, 8, 1, 2, 3, 4], cookieAck])), undefined, "an unknown type marked 'skip' (RFC 9260 §3.2) is passed over");
+    assert.equal(checkPacket(packet([[0xc5, 0, 0, 0]])), "chunk-length", "even a skipped chunk needs a sane length");
     const heartbeatZeroParam = [4, 0, 0, 8, 0, 1, 0, 0];
     assert.equal(checkPacket(packet([heartbeatZeroParam])), "parameter-length", "parameter length 0: werift loops forever");
     assert.equal(checkPacket(packet([[0, 3, 0, 16, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 53]])), "empty-data");
