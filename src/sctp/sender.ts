@@ -108,6 +108,8 @@ export class Sender {
   readonly #pending = new Deque<OutChunk>();
   /** Sent and not acknowledged cumulatively, in TSN order. */
   readonly #outstanding = new Deque<OutChunk>();
+  /** The last TSN that left the queue (sent, or abandoned unsent): a SACK cannot acknowledge beyond it. */
+  #highestSent: number;
   #retransmitCount = 0;
   #partialBytesAcked = 0;
   #fastRecoveryExit: number | undefined;
@@ -130,6 +132,7 @@ export class Sender {
     this.nextTsn = initialTsn >>> 0;
     this.cumulativeAcked = (initialTsn - 1) >>> 0;
     this.#advancedPeerAckPoint = this.cumulativeAcked;
+    this.#highestSent = this.cumulativeAcked;
     this.peerWindow = peerWindow;
     this.ssthresh = peerWindow;
     // RFC 9260 §7.2.1: min(4·MTU, max(2·MTU, 4380 bytes)).
@@ -182,7 +185,7 @@ export class Sender {
     if (this.#stopped) return true;
     this.stats.sacksReceived++;
     if (after(this.cumulativeAcked, cumulativeTsn)) return true; // older than one already processed
-    const highestSent = (this.nextTsn - 1) >>> 0;
+    const highestSent = this.#highestSent;
     if (after(cumulativeTsn, highestSent) || !gapsValid(cumulativeTsn, highestSent, gapStarts, gapEnds)) {
       this.stats.sacksInvalid++;
       return false;
@@ -235,6 +238,7 @@ export class Sender {
         // Its TSN is spent: it goes to the outstanding queue unsent and FORWARD-TSN skips it.
         this.#pending.shift();
         this.#outstanding.push(chunk);
+        this.#highestSent = chunk.tsn;
         this.#abandon(chunk.message);
         abandoned = true;
         continue;
@@ -247,6 +251,7 @@ export class Sender {
       chunk.inFlight = true;
       this.flightSize += chunk.data.byteLength;
       this.#outstanding.push(chunk);
+      this.#highestSent = chunk.tsn;
       this.#add(chunk);
       if ((chunk.flags & DATA_FLAG_END) !== 0 && chunk.message.onSent !== undefined) {
         this.#released.push(chunk.message.onSent);
@@ -378,7 +383,10 @@ export class Sender {
   }
 
   #adjustWindow(ackedBytes: number, windowWasFull: boolean, loss: boolean, cumulativeTsn: number): void {
+    // §7.2.4 step 3: every fast retransmit sends its first packet whatever cwnd says, in Fast Recovery too.
+    if (loss) this.#fastRecoveryTransmit = true;
     if (this.#fastRecoveryExit !== undefined) {
+      // §7.2.4: in Fast Recovery, cwnd changes neither down (further losses) nor up, until it is exited.
       if (atLeast(cumulativeTsn, this.#fastRecoveryExit)) this.#fastRecoveryExit = undefined;
       return;
     }
@@ -399,8 +407,9 @@ export class Sender {
       this.ssthresh = Math.max(Math.floor(this.cwnd / 2), 4 * MTU);
       this.cwnd = this.ssthresh;
       this.#partialBytesAcked = 0;
-      this.#fastRecoveryExit = (this.nextTsn - 1) >>> 0;
-      this.#fastRecoveryTransmit = true;
+      // RFC 9260 §7.2.4: recovery ends once the highest TSN outstanding now is acknowledged; TSNs assigned to
+      // chunks still queued are not outstanding (counting them kept cwnd from growing for a whole queue).
+      this.#fastRecoveryExit = this.#highestSent;
     }
   }
 
