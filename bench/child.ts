@@ -114,6 +114,14 @@ interface Prepared {
 }
 
 // ── peerwire ─────────────────────────────────────────────────────────────────────────────────────────────
+/** BENCH_TRACE=1 (see processes.ts): SCTP counters on stderr every 500 ms. */
+function traceSctp(role: string, stats: () => import("../src/sctp/index.js").SctpStats): void {
+  setInterval(() => {
+    const s = stats();
+    const fields = { cwnd: s.cwnd, flight: s.flightSize, srttMs: s.srttMs, rtoMs: s.rtoMs, retransmissions: s.retransmissions, t3: s.t3Expiries, sacksIn: s.sacksIn, packetsOut: s.packetsOut, packetsIn: s.packetsIn };
+    process.stderr.write(`${role} ${JSON.stringify(fields)}\n`);
+  }, 500).unref();
+}
 async function preparePeerwire(): Promise<Prepared> {
   const { connect, Identity } = await import("../src/index.js");
   type Stream = import("../src/index.js").Stream;
@@ -143,6 +151,7 @@ async function preparePeerwire(): Promise<Prepared> {
         accept: (handler) => void connection.on("stream", (stream) => handler(link(stream))),
       };
       if (role === "sender") await endpoint.open("probe"); // the first verified stream, as the 1-process connect
+      if (process.env.BENCH_TRACE === "1") traceSctp(role, () => connection.stats().sctp);
       return endpoint;
     },
   };

@@ -26,10 +26,21 @@ interface Child {
   failed: Promise<never>;
 }
 
+/**
+ * BENCH_CHILD_ARGS: extra node flags for the children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the
+ * sender and the receiver where users run them. BENCH_TRACE=1: the children's stderr is shown, and peerwire's
+ * children print their SCTP counters (cwnd, bytes in flight, RTT, retransmissions, SACKs) every 500 ms.
+ */
+const CHILD_ARGS = process.env.BENCH_CHILD_ARGS?.split(" ").filter(Boolean) ?? [];
+const TRACE = process.env.BENCH_TRACE === "1";
+
 function start(name: string): Child {
-  const child = fork(CHILD, [], { execArgv: ["--import", "tsx"], serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc"] });
+  const child = fork(CHILD, [], { execArgv: ["--import", "tsx", ...CHILD_ARGS], serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc"] });
   let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
+  child.stderr!.on("data", (chunk: Buffer) => {
+    if (TRACE) process.stderr.write(chunk);
+    stderr = (stderr + chunk.toString()).slice(-2000);
+  });
   const received: FromChild[] = [];
   let waiters: Array<() => void> = [];
   const notify = () => {
