@@ -19,6 +19,13 @@ export interface AssociationOptions {
    * 11.2 MB/s, 8 MB 0.5 MB/s), so a short queue is both bounded memory and more speed.
    */
   maxQueuedBytes?: number;
+  /**
+   * Bytes the peer may have on their way to us (the receive window we advertise): data being reassembled, and
+   * messages delivered to streams that the application has not read yet. A reader that never reads stops the
+   * peer's writes there (head of line across the association's streams, as TCP or usrsctp); memory never
+   * exceeds it by more than one message. Default 1 MiB.
+   */
+  receiveWindow?: number;
   /** Per-stream writable buffer before write() returns false. Default 256 KiB. */
   streamHighWaterMark?: number;
   /**
@@ -68,7 +75,7 @@ export interface SctpStats {
   dropped: Record<SctpDropReason, number>;
 }
 
-/** Receive-side bounds (see receiver.ts): the window we advertise, held pieces, how far ahead a TSN may be. */
+/** Receive-side bounds (see receiver.ts): the default window we advertise, held pieces, how far ahead a TSN may be. */
 const RECEIVE_BUFFER = 1024 * 1024;
 const MAX_HELD_CHUNKS = 16_384;
 const MAX_TSN_AHEAD = 16_384;
@@ -140,6 +147,8 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
   readonly #streams = new Map<number, StreamState>();
   readonly #pendingOpens = new Map<number, (error?: Error) => void>();
   #queuedBytes = 0;
+  /** Bytes delivered to streams and not read by the application yet (inbound flow control). */
+  #unreadBytes = 0;
   #writeWaiters: Array<() => void> = [];
   #nextStreamId: number;
   #closed = false;
@@ -163,7 +172,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
         port: SCTP_PORT,
         zeroChecksum: options.zeroChecksum ?? false,
         maxMessageSize: this.maxMessageSize,
-        receiveBuffer: RECEIVE_BUFFER,
+        receiveBuffer: options.receiveWindow ?? RECEIVE_BUFFER,
         maxHeldChunks: MAX_HELD_CHUNKS,
         maxTsnAhead: MAX_TSN_AHEAD,
       },
@@ -195,6 +204,10 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
   static async connect(transport: DatagramTransport, options: AssociationOptions): Promise<Association> {
     if (options.role !== "client" && options.role !== "server") {
       throw new PeerwireError("ERR_INVALID_ARGUMENT", "role must be client or server", { layer: "sctp" });
+    }
+    const window = options.receiveWindow;
+    if (window !== undefined && !(Number.isInteger(window) && window >= 16 * 1024 && window <= 0x7fffffff)) {
+      throw new PeerwireError("ERR_INVALID_ARGUMENT", "receiveWindow must be an integer from 16 KiB to 2 GiB", { layer: "sctp" });
     }
     if (options.signal?.aborted) throw abortError(options.signal, "SCTP association");
     const association = new Association(transport, options);
@@ -388,7 +401,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     }
     this.#counters.messagesIn++;
     const empty = ppid === Ppid.binaryEmpty || ppid === Ppid.stringEmpty;
-    state.stream.push(empty ? Buffer.alloc(0) : data);
+    state.stream.deliver(empty ? Buffer.alloc(0) : Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   }
 
   #onDcep(streamId: number, data: Uint8Array): void {
@@ -491,6 +504,10 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
         state.resetWaiters.push(resolve);
         this.#requestOutgoingReset(state);
       });
+    },
+    unread: (delta) => {
+      this.#unreadBytes += delta;
+      this.#path.setUnread(this.#unreadBytes);
     },
     abort: (stream) => {
       const state = this.#streams.get(stream.id);

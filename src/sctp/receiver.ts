@@ -7,9 +7,9 @@ import { DATA_FLAG_BEGIN, DATA_FLAG_END, DATA_FLAG_UNORDERED, type SackContent }
  * can make it hold has a bound, and the work per chunk is constant (a fragment is joined to its neighbours by TSN,
  * a message is copied once when its last piece arrives):
  * - TSNs more than `maxTsnAhead` above the cumulative TSN are dropped (the sender retransmits them later);
- * - bytes held (fragments and ordered messages waiting for an earlier one) stay within `receiveBuffer`, which is
- *   the window we advertise; the next in-order TSN is always taken (it may complete what is held) up to one
- *   message more, so a loss can never wedge the window;
+ * - bytes held (fragments, ordered messages waiting for an earlier one, and messages delivered that the
+ *   application has not read) stay within `receiveBuffer`, which is the window we advertise; the next in-order
+ *   TSN is taken up to one message more (it may complete what is held), so a loss can never wedge the window;
  * - a message over `maxMessageSize`, or split into more than `maxFragments` pieces, or a fragment that makes a
  *   message impossible to complete (a B in the middle, fragments of two messages joined, a second E) cuts the
  *   peer off: RFC 9260 §6.9 gives every fragment of a message consecutive TSNs, so an honest peer never does it.
@@ -72,6 +72,8 @@ export class Receiver {
   /** Bytes, and fragments plus waiting messages, held (see the class comment). */
   heldBytes = 0;
   heldChunks = 0;
+  /** Bytes delivered that the application has not read yet: they narrow the window like held ones. */
+  unreadBytes = 0;
   #events: ReceiverEvents;
   /** Received TSNs above the cumulative one, by tsn & 0xffff. */
   readonly #seen = new Uint8Array(RING);
@@ -103,7 +105,7 @@ export class Receiver {
 
   /** The window to advertise. */
   get advertisedWindow(): number {
-    return Math.max(0, this.limits.receiveBuffer - this.heldBytes);
+    return Math.max(0, this.limits.receiveBuffer - this.heldBytes - this.unreadBytes);
   }
 
   receive(tsn: number, streamId: number, ssn: number, ppid: number, flags: number, data: Uint8Array): ReceiveOutcome {
@@ -116,7 +118,8 @@ export class Receiver {
     if (offset > this.limits.maxTsnAhead) return "tsn-out-of-window";
     // The next TSN in order may exceed the buffer by one message: it can complete what is held.
     const inOrder = offset === 1;
-    if (this.heldBytes + data.byteLength > this.limits.receiveBuffer + (inOrder ? this.limits.maxMessageSize : 0)) return "receive-buffer-full";
+    const buffered = this.heldBytes + this.unreadBytes + data.byteLength;
+    if (buffered > this.limits.receiveBuffer + (inOrder ? this.limits.maxMessageSize : 0)) return "receive-buffer-full";
     if (this.heldChunks >= this.limits.maxHeldChunks + (inOrder ? this.limits.maxFragments : 0)) return "receive-buffer-full";
     this.#markReceived(tsn, offset);
     if ((flags & (DATA_FLAG_BEGIN | DATA_FLAG_END)) === (DATA_FLAG_BEGIN | DATA_FLAG_END)) {

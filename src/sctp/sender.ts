@@ -192,7 +192,9 @@ export class Sender {
     }
     const now = performance.now();
     const advanced = after(cumulativeTsn, this.cumulativeAcked);
-    if (advanced) this.#consecutiveT3 = 0;
+    // The peer is alive (RFC 9260 §8.1 resets the error counter on acknowledgements; a SACK that acknowledges
+    // nothing new answers our zero-window probe while its reader is slow, which must not count as unreachable).
+    this.#consecutiveT3 = 0;
     const windowWasFull = this.flightSize >= this.cwnd;
     this.cumulativeAcked = cumulativeTsn;
     let ackedBytes = 0;

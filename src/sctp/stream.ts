@@ -9,6 +9,8 @@ export interface StreamLink {
   finish(stream: Stream): Promise<void>;
   /** Resets the outgoing side now, abandoning what is not yet acknowledged. */
   abort(stream: Stream): void;
+  /** Bytes received and not yet read by the application changed by `delta` (inbound flow control). */
+  unread(delta: number): void;
 }
 
 /**
@@ -29,6 +31,8 @@ export class Stream extends Duplex {
   readonly maxRetransmits: number | undefined;
   readonly maxPacketLifeTimeMs: number | undefined;
   readonly #link: StreamLink;
+  /** Bytes of messages waiting in the readable buffer: they count against the association's receive window. */
+  #unread = 0;
 
   /** @internal Created by Association. */
   constructor(link: StreamLink, id: number, channel: ChannelParameters, writableHighWaterMark: number) {
@@ -50,12 +54,33 @@ export class Stream extends Duplex {
     this.#link.finish(this).then(() => callback(), callback);
   }
 
+  /** @internal A message from the peer. Counted as unread while it waits in the readable buffer. */
+  deliver(message: Buffer): void {
+    const before = this.readableLength;
+    this.push(message);
+    // A flowing stream with an empty buffer emits the message at once; otherwise it waits to be read.
+    if (this.readableLength > before) this.#addUnread(message.byteLength);
+  }
+
+  // Every way of consuming the readable side (flowing mode, read(), async iteration, pipe) goes through read().
+  override read(size?: number): Buffer | null {
+    const message = super.read(size) as Buffer | null;
+    if (message !== null && this.#unread > 0) this.#addUnread(-Math.min(this.#unread, message.byteLength));
+    return message;
+  }
+
   override _read(): void {
-    // Messages are pushed as they arrive; SCTP's receive window is the only flow control.
+    // Messages are pushed as they arrive; what is not read yet narrows the receive window (see deliver).
+  }
+
+  #addUnread(delta: number): void {
+    this.#unread += delta;
+    this.#link.unread(delta);
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     if (!this.writableFinished) this.#link.abort(this);
+    if (this.#unread > 0) this.#addUnread(-this.#unread); // the buffer is discarded with the stream
     callback(error);
   }
 }

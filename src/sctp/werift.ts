@@ -161,6 +161,8 @@ export class WeriftDataPath {
   #sackScheduled = false;
   /** DATA-bearing packets since the last SACK. */
   #unacknowledgedPackets = 0;
+  /** The window our last SACK advertised. */
+  #advertised = 0;
   /** This packet brought a duplicate or left a gap: the sender needs to hear of it now (RFC 9260 §6.7). */
   #sackNow = false;
   #lossSeenAt = -Infinity;
@@ -173,6 +175,7 @@ export class WeriftDataPath {
     this.#werift = this.sctp as unknown as WeriftSctp;
     this.#hooks = hooks;
     this.#acceptZeroChecksum = options.zeroChecksum;
+    this.#werift.advertisedRwnd = options.receiveBuffer; // the a_rwnd of our INIT / INIT-ACK
     // A message of maxMessageSize in fragments of at least 256 bytes on average (honest stacks send ~1200).
     this.#limits = { ...options, maxFragments: Math.max(64, Math.ceil(options.maxMessageSize / 256)) };
     this.#takeOver();
@@ -214,6 +217,21 @@ export class WeriftDataPath {
     if (this.#werift.outboundStreamSeq[streamId] === undefined) this.#werift.outboundStreamSeq[streamId] = 0;
     if (!this.#werift.reconfigQueue.includes(streamId)) this.#werift.reconfigQueue.push(streamId);
     void this.#werift.transmitReconfigRequest().catch(() => undefined);
+  }
+
+  /**
+   * The application's unread bytes (inbound flow control). When reading opened the window by a quarter of the
+   * buffer or more since the last SACK said, a SACK tells the peer at once (RFC 9260 §6.2 window update): a peer
+   * stopped by a full window would otherwise wait for its retransmission timer.
+   */
+  setUnread(bytes: number): void {
+    const receiver = this.#receiver;
+    if (receiver === undefined) return;
+    receiver.unreadBytes = bytes;
+    if (receiver.advertisedWindow - this.#advertised >= receiver.limits.receiveBuffer / 4) {
+      this.#unacknowledgedPackets = Math.max(this.#unacknowledgedPackets, 1);
+      this.#scheduleSack();
+    }
   }
 
   /** Forgets what is held for an inbound stream (the application dropped it). */
@@ -348,7 +366,9 @@ export class WeriftDataPath {
     const receiver = this.#receiver;
     if (receiver === undefined || this.#stopped || this.#werift.isStopped) return;
     this.#werift.lastReceivedTsn = receiver.cumulativeTsn;
-    this.#hooks.send(encodeSackPacket(this.#ports(), this.#werift.remoteVerificationTag, receiver.sack(), this.#checksum));
+    const sack = receiver.sack();
+    this.#advertised = sack.advertisedWindow;
+    this.#hooks.send(encodeSackPacket(this.#ports(), this.#werift.remoteVerificationTag, sack, this.#checksum));
   }
 
   #ports(): { source: number; destination: number } {

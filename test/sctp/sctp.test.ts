@@ -239,3 +239,33 @@ describe("SCTP association", () => {
     assert.ok(a.closed && b.closed);
   });
 });
+
+describe("SCTP inbound flow control", () => {
+  test("a reader that does not read stops the peer's writes at the receive window; reading resumes them, nothing lost", async () => {
+    const window = 256 * 1024;
+    const { client, server } = await associationPair(undefined, { receiveWindow: window });
+    const accepted = once(server, "stream") as Promise<[Stream]>;
+    const stream = await client.openStream();
+    const [peer] = await accepted;
+    peer.pause(); // nothing reads
+    const total = 4 * 1024 * 1024;
+    const written = writeAll(stream, pseudoRandomMessages(total, 16 * 1024, 5));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const stats = server.stats;
+    assert.ok(peer.readableLength * 16 * 1024 <= window + server.maxMessageSize, `buffered ${peer.readableLength} messages`);
+    assert.ok(stats.heldBytes + peer.readableLength * 16 * 1024 <= window + server.maxMessageSize);
+    assert.ok(client.stats.bytesOut < total / 2, "the writer was held back");
+    const got = collect(peer);
+    peer.resume();
+    await written;
+    const messages = await got;
+    assert.equal(sha256(messages), sha256(pseudoRandomMessages(total, 16 * 1024, 5)));
+    await Promise.all([client.close(), server.close()]);
+  });
+
+  test("receiveWindow is validated", async () => {
+    const [a] = createMemoryPair();
+    await assert.rejects(Association.connect(a, { role: "client", receiveWindow: 100 }), (e: unknown) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
+    await a.close();
+  });
+});
