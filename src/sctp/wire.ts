@@ -51,6 +51,16 @@ function sealChecksum(packet: Buffer, mode: ChecksumMode): Buffer {
   return packet;
 }
 
+/** A packet holding one chunk of `length` bytes (header included); the caller writes the rest of its body. */
+function oneChunkPacket(ports: { source: number; destination: number }, verificationTag: number, type: number, length: number): Buffer {
+  const packet = Buffer.allocUnsafe(COMMON_HEADER + length);
+  writeCommonHeader(packet, ports.source, ports.destination, verificationTag);
+  packet[COMMON_HEADER] = type;
+  packet[COMMON_HEADER + 1] = 0;
+  packet.writeUInt16BE(length, COMMON_HEADER + 2);
+  return packet;
+}
+
 /** A packet of DATA chunks (bundled; their sizes must fit the caller's MTU). */
 export function encodeDataPacket(ports: { source: number; destination: number }, verificationTag: number, chunks: readonly OutgoingData[], size: number, checksum: ChecksumMode = "crc32c"): Buffer {
   const packet = Buffer.allocUnsafe(COMMON_HEADER + size);
@@ -82,13 +92,8 @@ export interface SackContent {
 }
 
 export function encodeSackPacket(ports: { source: number; destination: number }, verificationTag: number, sack: SackContent, checksum: ChecksumMode = "crc32c"): Buffer {
-  const length = 16 + 4 * (sack.gaps.length + sack.duplicates.length);
-  const packet = Buffer.allocUnsafe(COMMON_HEADER + length);
-  writeCommonHeader(packet, ports.source, ports.destination, verificationTag);
+  const packet = oneChunkPacket(ports, verificationTag, ChunkType.sack, 16 + 4 * (sack.gaps.length + sack.duplicates.length));
   let offset = COMMON_HEADER;
-  packet[offset] = ChunkType.sack;
-  packet[offset + 1] = 0;
-  packet.writeUInt16BE(length, offset + 2);
   packet.writeUInt32BE(sack.cumulativeTsn >>> 0, offset + 4);
   packet.writeUInt32BE(Math.max(0, Math.min(0xffffffff, sack.advertisedWindow)), offset + 8);
   packet.writeUInt16BE(sack.gaps.length, offset + 12);
@@ -113,13 +118,8 @@ export function encodeForwardTsnPacket(
   streams: ReadonlyArray<readonly [number, number]>,
   checksum: ChecksumMode = "crc32c",
 ): Buffer {
-  const length = 8 + 4 * streams.length;
-  const packet = Buffer.allocUnsafe(COMMON_HEADER + length);
-  writeCommonHeader(packet, ports.source, ports.destination, verificationTag);
+  const packet = oneChunkPacket(ports, verificationTag, ChunkType.forwardTsn, 8 + 4 * streams.length);
   let offset = COMMON_HEADER;
-  packet[offset] = ChunkType.forwardTsn;
-  packet[offset + 1] = 0;
-  packet.writeUInt16BE(length, offset + 2);
   packet.writeUInt32BE(cumulativeTsn >>> 0, offset + 4);
   offset += 8;
   for (const [streamId, ssn] of streams) {

@@ -10,18 +10,24 @@ import type { PeerwireError } from "../../src/errors.js";
 import { checkPacket, crc32c } from "../../src/sctp/index.js";
 import { MAX_REPORTED_DUPLICATES, MAX_REPORTED_GAPS, Receiver, type ReceiverLimits } from "../../src/sctp/receiver.js";
 import { MAX_USER_DATA, Sender } from "../../src/sctp/sender.js";
-import { DATA_FLAG_BEGIN, DATA_FLAG_END, DATA_FLAG_UNORDERED } from "../../src/sctp/wire.js";
+import { DATA_FLAG_BEGIN, DATA_FLAG_END, DATA_FLAG_UNORDERED, type OutgoingData } from "../../src/sctp/wire.js";
 
 const LIMITS: ReceiverLimits = { maxMessageSize: 64 * 1024, receiveBuffer: 256 * 1024, maxHeldChunks: 1024, maxTsnAhead: 4096, maxFragments: 256 };
 const START = 0xffff_fff0; // TSNs wrap around 2^32 inside every case
 
-interface Chunk {
-  tsn: number;
-  streamId: number;
-  ssn: number;
-  ppid: number;
-  flags: number;
-  data: Uint8Array;
+type Chunk = OutgoingData;
+
+/** A sender whose packets are recorded as the TSNs they carry. */
+function recordingSender(failed: () => void = () => undefined): { sender: Sender; sent: number[] } {
+  const sent: number[] = [];
+  const sender = new Sender(START, 1 << 20, {
+    sendData: (chunks) => sent.push(...chunks.map((c) => c.tsn)),
+    sendForwardTsn: () => undefined,
+    takeSsn: () => 0,
+    acknowledged: () => undefined,
+    failed,
+  });
+  return { sender, sent };
 }
 
 /** Fragments messages the way a sender does: consecutive TSNs, SSN per ordered stream. */
@@ -174,14 +180,7 @@ describe("SCTP data path properties", () => {
   test("sender: SACKs that do not describe what was sent are refused without changing anything", () => {
     fc.assert(
       fc.property(fc.integer({ min: -3, max: 40 }), fc.array(fc.tuple(fc.integer({ min: 0, max: 70000 }), fc.integer({ min: 0, max: 70000 })), { maxLength: 30 }), (cumulative, gaps) => {
-        const sent: number[] = [];
-        const sender = new Sender(START, 1 << 20, {
-          sendData: (chunks) => sent.push(...chunks.map((c) => c.tsn)),
-          sendForwardTsn: () => undefined,
-          takeSsn: () => 0,
-          acknowledged: () => undefined,
-          failed: () => undefined,
-        });
+        const { sender } = recordingSender();
         sender.send(1, 53, new Uint8Array(MAX_USER_DATA * 3), { ordered: true }); // TSNs START .. START+2 sent
         const flight = sender.flightSize;
         const cumulativeTsn = (START - 1 + cumulative) >>> 0;
@@ -218,14 +217,7 @@ describe("SCTP sender timers", () => {
   test("T3 backs off, and after 10 expiries in a row without an acknowledgement the peer counts as unreachable", (t) => {
     t.mock.timers.enable({ apis: ["setTimeout"] });
     let failed = 0;
-    const sent: number[] = [];
-    const sender = new Sender(START, 1 << 20, {
-      sendData: (chunks) => sent.push(...chunks.map((c) => c.tsn)),
-      sendForwardTsn: () => undefined,
-      takeSsn: () => 0,
-      acknowledged: () => undefined,
-      failed: () => failed++,
-    });
+    const { sender, sent } = recordingSender(() => failed++);
     sender.send(1, 53, new Uint8Array(100), { ordered: true });
     assert.deepEqual(sent, [START]);
     let rto = sender.rtoMs;
