@@ -3,7 +3,7 @@ import { Candidate as WeriftCandidate, CandidatePairState, Connection, type Cand
 import { PeerwireError, abortError } from "../errors.js";
 import { parseCandidate } from "../description/candidate.js";
 import { BaseDatagramTransport } from "../transport/base.js";
-import { addressKey, classifyDatagram, isAuthenticCheck, isAuthenticResponse, type IceDropReason } from "./guard.js";
+import { ICE_DROP_REASONS, IceInputGuard, addressKey, classifyDatagram, type IceDropReason } from "./guard.js";
 import { parseIceServers, type IceServer } from "./servers.js";
 import {
   afterCheckComplete,
@@ -66,6 +66,7 @@ export interface IceConnectOptions {
 export interface IceStats {
   /** Remote candidates refused (malformed, not an IP address, filtered out). */
   remoteCandidatesRefused: number;
+  /** Input dropped by the guard, by reason (see IceDropReason in guard.ts, and the README). */
   dropped: Record<IceDropReason, number>;
 }
 
@@ -77,7 +78,7 @@ export function isLoopbackAddress(address: string): boolean {
 const DEFAULT_CONSENT_TIMEOUT_MS = 30_000;
 const DEFAULT_RELAY_GRACE_MS = 1000;
 const DEFAULT_CHECK_INTERVAL_MS = 5;
-/** DTLS datagrams held between the peer finishing ICE and this agent's connect() resolving. */
+/** DTLS datagrams held between the peer finishing ICE and this agent's connect() resolving (from allowed addresses). */
 const EARLY_DATAGRAM_LIMIT = 16;
 
 function throughRelay(pair: CandidatePair): boolean {
@@ -93,7 +94,7 @@ export class IceAgent {
   readonly role: "controlling" | "controlled";
   readonly stats: IceStats = {
     remoteCandidatesRefused: 0,
-    dropped: { "unauthenticated-check": 0, "unknown-source": 0, "not-dtls": 0 },
+    dropped: Object.fromEntries(ICE_DROP_REASONS.map((reason) => [reason, 0])) as Record<IceDropReason, number>,
   };
   readonly #connection: Connection;
   readonly #allowRemote: (address: string) => boolean;
@@ -109,12 +110,14 @@ export class IceAgent {
     timer: undefined,
   };
   readonly #candidateHandlers: Array<(candidate: string) => void> = [];
-  readonly #authenticated = new Set<string>();
+  readonly #guard: IceInputGuard;
   /**
    * DTLS datagrams that arrived before connect() resolved: the peer may finish ICE first and send its first DTLS
    * flight at once (RFC 8445 §12.1: data may arrive before the checks conclude here). werift hands them out with
    * nobody listening yet, and a lost ClientHello cost werift's DTLS 500 ms to retransmit. Undefined once the
-   * transport exists.
+   * transport exists. Only what passed the input guard gets here: datagrams from an address that sent authentic
+   * checks but is not verified yet are held by the guard, and reach this list only once a check of ours verifies
+   * that address.
    */
   #early: { datagrams: Buffer[]; unsubscribe: () => void } | undefined;
   #gathering: Promise<string[]> | undefined;
@@ -172,6 +175,18 @@ export class IceAgent {
     // the user did not name.
     this.#connection.stunServer = servers.stun;
     requireWeriftIce(this.#connection);
+    this.#guard = new IceInputGuard({
+      credentials: {
+        localUfrag: () => this.#connection.localUsername,
+        localPassword: () => this.#connection.localPassword,
+        remoteUfrag: () => this.#connection.remoteUsername,
+      },
+      count: (reason) => this.countDrop(reason),
+      // RFC 7675: an authentic answer to a check of ours from the selected pair's remote address is consent.
+      onAnswer: (address) => {
+        if (this.#fromSelected(address)) this.#transport?.refreshConsent();
+      },
+    });
     this.#guardProtocols();
     this.#deferRelayChecks();
     this.#checkPacer = paceChecks(this.#connection, checkIntervalMs, (cause) => {
@@ -181,6 +196,7 @@ export class IceAgent {
     const early = this.#connection.onData.subscribe((datagram) => {
       if (classifyDatagram(datagram) !== "dtls") this.countDrop("not-dtls");
       else if (datagrams.length < EARLY_DATAGRAM_LIMIT) datagrams.push(datagram);
+      else this.countDrop("early-overflow");
     });
     this.#early = { datagrams, unsubscribe: () => early.unSubscribe() };
     this.#connection.onIceCandidate.subscribe((candidate) => {
@@ -288,7 +304,8 @@ export class IceAgent {
       throw this.#failure("connect finished without a nominated pair");
     }
     this.#openRelayGate(); // werift has cancelled the checks still held
-    this.#authenticated.add(addressKey(nominated.remoteAddr));
+    this.#guard.allow(nominated.remoteAddr);
+    this.#guard.stopHolding(); // datagrams from addresses no check of ours verified are dropped now
     const held = this.#takeEarlyDatagrams();
     this.#transport = new IceTransport(this.#connection, this, this.#consentTimeoutMs, held);
     return this.#transport;
@@ -299,6 +316,7 @@ export class IceAgent {
     if (this.#closed) return;
     this.#closed = true;
     this.#checkPacer.stop();
+    this.#guard.stopHolding();
     this.#takeEarlyDatagrams();
     this.#openRelayGate();
     this.#transport?.closeWith(undefined);
@@ -308,10 +326,11 @@ export class IceAgent {
     await this.#connection.close().catch(() => undefined);
   }
 
-  /** Pairs as "local → remote (state)", for error messages and stats. */
+  /** Pairs as "local → remote (state)", e.g. "127.0.0.1:40000 host → 127.0.0.1:40001 host (succeeded)". */
   describePairs(): string[] {
     return this.#connection.candidatePairs.map(
-      (pair) => `${pair.localCandidate.host}:${pair.localCandidate.port} ${pair.localCandidate.type} → ${pair.remoteCandidate.host}:${pair.remoteCandidate.port} ${pair.remoteCandidate.type} (${pair.state})`,
+      (pair) =>
+        `${pair.localCandidate.host}:${pair.localCandidate.port} ${pair.localCandidate.type} → ${pair.remoteCandidate.host}:${pair.remoteCandidate.port} ${pair.remoteCandidate.type} (${(CandidatePairState[pair.state] ?? String(pair.state)).toLowerCase().replace("_", "-")})`,
     );
   }
 
@@ -380,35 +399,23 @@ export class IceAgent {
     );
   }
 
-  /**
-   * Incoming checks must be authentic, and on UDP sockets non-STUN datagrams must come from an authenticated
-   * address (werift checks neither).
-   */
+  /** Whether `address` is the selected pair's remote address. */
+  #fromSelected(address: readonly [string, number]): boolean {
+    const nominated = this.#connection.nominated;
+    return nominated !== undefined && addressKey(nominated.remoteAddr) === addressKey(address);
+  }
+
+  /** Routes werift's input through the guard (see guard.ts): werift checks neither checks nor sources. */
   #guardProtocols(): void {
-    const credentials = {
-      localUfrag: () => this.#connection.localUsername,
-      localPassword: () => this.#connection.localPassword,
-      remoteUfrag: () => this.#connection.remoteUsername,
-    };
     guardProtocols(this.#connection, {
       request: (data, address) => {
-        if (!isAuthenticCheck(data, credentials)) {
-          this.stats.dropped["unauthenticated-check"]++;
-          return false;
-        }
-        this.#authenticated.add(addressKey(address));
-        this.#transport?.refreshConsent();
+        if (!this.#guard.request(data, address)) return false;
+        // A check is a sign of life only from the selected pair's remote address (a replay from elsewhere is not).
+        if (this.#fromSelected(address)) this.#transport?.refreshConsent();
         return true;
       },
-      datagram: (data, address) => {
-        if (classifyDatagram(data) === "stun") {
-          this.#transport?.noteStun(data, address);
-          return true;
-        }
-        if (this.#authenticated.has(addressKey(address))) return true;
-        this.stats.dropped["unknown-source"]++;
-        return false;
-      },
+      incoming: (data, address, protocol, deliver) => this.#guard.incoming(data, address, protocol, deliver),
+      sent: (protocol, transactionIdHex, address, integrityKey) => this.#guard.sent(protocol, transactionIdHex, address, integrityKey),
     });
   }
 }
@@ -466,13 +473,6 @@ export class IceTransport extends BaseDatagramTransport {
     if (this.closed) return;
     clearTimeout(this.#consentTimer);
     this.#consentTimer = setTimeout(() => this.#expire(), this.#consentTimeoutMs);
-  }
-
-  /** @internal A STUN message arrived on a UDP socket: an authentic response from the selected pair is consent. */
-  noteStun(data: Buffer, address: [string, number]): void {
-    const pair = this.#connection.nominated;
-    if (pair === undefined || addressKey(pair.remoteAddr) !== addressKey(address)) return;
-    if (isAuthenticResponse(data, this.#connection.remotePassword)) this.refreshConsent();
   }
 
   /** @internal */

@@ -15,7 +15,9 @@ import { requireMembers, type MemberSpec } from "../boundary.js";
  * - Connection#schedulingChecks: werift's connect() loop sleeps a fixed 20 ms after every ordinary check, even once
  *   the checks are done; `paceChecks` takes the scheduling over at Ta (see IceAgentOptions.checkIntervalMs).
  * - Connection#checkStart / #checkComplete / #checkList / #remoteCandidatesEnd: the relay grace period.
- * - Connection#ensureProtocol, protocol.onRequestReceived.execute, StunProtocol#datagramReceived: the input guard.
+ * - Connection#ensureProtocol, protocol.onRequestReceived.execute, StunProtocol#datagramReceived and #request,
+ *   StunOverTurnProtocol#handleStunMessage and #request: the input guard (every peer datagram, UDP or relayed, and
+ *   every request werift sends, so that responses can be matched to them).
  * - Connection#protocols and their UDP sockets: socket buffer sizes.
  * - StunOverTurnProtocol#turn, TurnProtocol#getPermission: opening our relay to the peer early.
  * - TurnProtocol#connectionMade / #close / #refresh / #refreshHandle / #request / #requestWithRetry / #server: the
@@ -26,11 +28,21 @@ import { requireMembers, type MemberSpec } from "../boundary.js";
 
 export type Address = [string, number];
 
-/** What peerwire uses of a werift protocol (UDP, TCP or TURN): the request event it interposes on. */
+/** werift's request(message, address, integrityKey, retransmissions or options, onRequestSent). */
+type ProtocolRequest = (request: Message, address: Address, integrityKey?: Buffer, ...rest: unknown[]) => Promise<unknown>;
+
+/**
+ * What peerwire uses of a werift protocol (UDP, TCP or TURN): the request event it interposes on, and for UDP
+ * (type "stun") and STUN over TURN (type "turn") the handler of every incoming datagram and the request method.
+ */
 export interface GuardableProtocol {
   type: string;
   onRequestReceived: { execute: (message: unknown, address: Address, data: Buffer) => void };
+  /** UDP: every datagram from the socket. */
   datagramReceived?: (data: Buffer, address: Address) => void;
+  /** STUN over TURN: every datagram the relay delivers from a peer (Data indication or ChannelData). */
+  handleStunMessage?: (data: Buffer, address: Address) => void;
+  request?: ProtocolRequest;
   transport?: { socket?: UdpSocketBuffers };
 }
 
@@ -85,9 +97,18 @@ const PROTOCOL_MEMBERS = {
 
 const EVENT_MEMBERS = { execute: { kind: "function" } } as const satisfies MemberSpec;
 
-const STUN_PROTOCOL_MEMBERS = { ...PROTOCOL_MEMBERS, datagramReceived: { kind: "function", arity: 2 } } as const satisfies MemberSpec;
+const STUN_PROTOCOL_MEMBERS = {
+  ...PROTOCOL_MEMBERS,
+  datagramReceived: { kind: "function", arity: 2 },
+  request: { kind: "function", arity: 3 },
+} as const satisfies MemberSpec;
 
-const STUN_OVER_TURN_MEMBERS = { ...PROTOCOL_MEMBERS, turn: { kind: "object" } } as const satisfies MemberSpec;
+const STUN_OVER_TURN_MEMBERS = {
+  ...PROTOCOL_MEMBERS,
+  turn: { kind: "object" },
+  handleStunMessage: { kind: "function", arity: 2 },
+  request: { kind: "function", arity: 3 },
+} as const satisfies MemberSpec;
 
 const TURN_MEMBERS = {
   server: { kind: "present" },
@@ -223,13 +244,19 @@ export function openRelayPermission(pair: CandidatePair): void {
 export interface ProtocolGuard {
   /** An incoming STUN request on any protocol (UDP, TCP, TURN), before werift answers it: false drops it. */
   request(data: Buffer, address: Address): boolean;
-  /** Any datagram arriving on a UDP socket, before werift parses it: false drops it. */
-  datagram(data: Buffer, address: Address): boolean;
+  /**
+   * Any datagram from a peer, on a UDP socket or relayed through TURN, before werift parses it: false drops it
+   * (or holds it: `deliver` then hands it to werift later, at most once).
+   */
+  incoming(data: Buffer, address: Address, protocol: object, deliver: () => void): boolean;
+  /** A request werift sends on a UDP or TURN protocol; returns what to call once its transaction has ended. */
+  sent(protocol: object, transactionIdHex: string, address: Address, integrityKey: Buffer | undefined): () => void;
 }
 
 /**
  * Interposes on every protocol werift creates (UDP, TCP, TURN), before werift subscribes to it, so `guard` sees
- * each incoming request and UDP datagram first.
+ * each incoming request, each datagram from a peer (UDP and STUN over TURN) and each request werift sends first.
+ * werift's TCP protocols (not enabled: peerwire never sets useTcp) get the request guard only.
  */
 export function guardProtocols(connection: Connection, guard: ProtocolGuard): void {
   const internals = internalsOf(connection);
@@ -240,10 +267,33 @@ export function guardProtocols(connection: Connection, guard: ProtocolGuard): vo
     requests.execute = (message, address, data) => {
       if (guard.request(data, address)) execute.call(requests, message, address, data);
     };
-    const receive = protocol.datagramReceived;
-    if (protocol.type === "stun" && receive !== undefined) {
-      protocol.datagramReceived = (data, address) => {
-        if (guard.datagram(data, address)) receive.call(protocol, data, address);
+    if (protocol.type !== "tcp") {
+      // Fail closed: a protocol whose peer datagrams cannot be guarded is never used (its candidate is lost).
+      const turn = protocol.type === "turn";
+      requireMembers(protocol, turn ? STUN_OVER_TURN_MEMBERS : STUN_PROTOCOL_MEMBERS, `werift ${protocol.type} protocol`, "ice");
+      const handler = turn ? "handleStunMessage" : "datagramReceived";
+      const receive = protocol[handler]!;
+      const request = protocol.request!;
+      protocol[handler] = (data, address) => {
+        let pass: boolean;
+        try {
+          pass = guard.incoming(data, address, protocol, () => receive.call(protocol, data, address));
+        } catch {
+          return; // fail closed: input from the network must never throw out of the socket's event handler
+        }
+        if (pass) receive.call(protocol, data, address);
+      };
+      protocol.request = (message, address, integrityKey, ...rest) => {
+        const ended = guard.sent(protocol, message.transactionIdHex, address, integrityKey);
+        let pending: Promise<unknown>;
+        try {
+          pending = request.call(protocol, message, address, integrityKey, ...rest);
+        } catch (error) {
+          ended();
+          throw error;
+        }
+        pending.then(ended, ended);
+        return pending;
       };
     }
     ensureProtocol(protocol);

@@ -1,44 +1,14 @@
 import assert from "node:assert/strict";
-import { createSocket, type Socket } from "node:dgram";
 import { describe, test } from "node:test";
 import { Connection, Message, classes, methods } from "werift";
 import { isPeerwireError } from "../../src/errors.js";
-import { IceAgent, parseIceServers, type IceTransport } from "../../src/ice/index.js";
+import { IceAgent, parseIceServers } from "../../src/ice/index.js";
 import { parseCandidate } from "../../src/description/index.js";
 import { checkConnectionShape } from "../../src/ice/werift.js";
 import { guardNetworkForThisFile } from "../helpers/guard-file.js";
+import { connectedAgents, dtlsLike, received, sendTo, udpSocket } from "./support.js";
 
 guardNetworkForThisFile();
-
-/** Two loopback agents with trickled candidates, connected. */
-async function connectedAgents(options: { consentTimeoutMs?: number; checkIntervalMs?: number } = {}) {
-  const a = new IceAgent({ role: "controlling", loopbackOnly: true, ...options });
-  const b = new IceAgent({ role: "controlled", loopbackOnly: true, ...options });
-  a.onCandidate((c) => b.addRemoteCandidate(c));
-  b.onCandidate((c) => a.addRemoteCandidate(c));
-  await Promise.all([a.gather(), b.gather()]);
-  const [ta, tb] = await Promise.all([a.connect(b.localParameters), b.connect(a.localParameters)]);
-  return { a, b, ta, tb };
-}
-
-function udpSocket(): Promise<Socket> {
-  return new Promise((resolve) => {
-    const socket = createSocket("udp4");
-    socket.bind(0, "127.0.0.1", () => resolve(socket));
-  });
-}
-
-function sendTo(socket: Socket, data: Uint8Array, address: string): Promise<void> {
-  const [host, port] = address.split(":");
-  return new Promise((resolve, reject) => socket.send(data, Number(port), host, (error) => (error ? reject(error) : resolve())));
-}
-
-/** A DTLS-range datagram (first byte 23), the only kind IceTransport hands up. */
-const dtlsLike = (n: number) => Uint8Array.of(23, 0xfe, 0xfd, n);
-
-function received(transport: IceTransport): Promise<Uint8Array> {
-  return new Promise((resolve) => transport.onDatagram(resolve));
-}
 
 describe("ICE", () => {
   test("loopback agents gather host candidates on 127.0.0.1 only and connect; datagrams flow both ways", async () => {
