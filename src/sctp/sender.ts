@@ -217,6 +217,10 @@ export class Sender {
       newest = result.newest ?? newest;
     }
     if (newest !== undefined && newest.sentCount === 1) this.#updateRtt(now - newest.sentAt);
+    // New data acknowledged: the path works again, so T3's back-off ends here (as Linux TCP does) instead of at the
+    // next RTT sample, which Karn's rule withholds while everything acknowledged was retransmitted. On a lossy
+    // path the doubled RTO otherwise outlived the loss that caused it (20 % loss: stalls of seconds).
+    else if (advanced && this.srttMs !== undefined) this.rtoMs = this.#computedRto();
     this.#adjustWindow(ackedBytes, windowWasFull, loss, cumulativeTsn);
     this.peerWindow = window;
     if (this.#outstanding.length === 0) this.#stopT3();
@@ -424,7 +428,12 @@ export class Sender {
       this.#rttVarMs = 0.75 * this.#rttVarMs + 0.25 * Math.abs(this.srttMs - sample);
       this.srttMs = 0.875 * this.srttMs + 0.125 * sample;
     }
-    this.rtoMs = Math.min(RTO_MAX_MS, Math.max(RTO_MIN_MS, this.srttMs + 4 * this.#rttVarMs));
+    this.rtoMs = this.#computedRto();
+  }
+
+  /** RFC 6298 §2.3: SRTT + 4·RTTVAR within the bounds. */
+  #computedRto(): number {
+    return Math.min(RTO_MAX_MS, Math.max(RTO_MIN_MS, (this.srttMs ?? RTO_INITIAL_MS) + 4 * this.#rttVarMs));
   }
 
   #expired(message: OutMessage): boolean {
