@@ -3,7 +3,17 @@ import type { Identity } from "../identity/identity.js";
 import { BaseDatagramTransport } from "../transport/base.js";
 import type { DatagramTransport } from "../transport/contract.js";
 import { verifyHandshake } from "./handshake.js";
-import { HandshakeOrderer, filterInbound, splitRecords, type DropReason } from "./records.js";
+import {
+  ContentType,
+  HandshakeOrderer,
+  RECORD_HEADER_LENGTH,
+  ReplayGuard,
+  guardRecord,
+  recordSequence,
+  recordsWellFormed,
+  type DropReason,
+  type RecordView,
+} from "./records.js";
 import { peerCertificateOf, type PeerVerifier } from "./trust.js";
 import { WeriftEndpoint } from "./werift.js";
 
@@ -17,7 +27,15 @@ export interface DtlsOptions {
   signal?: AbortSignal;
 }
 
-export type DtlsDropReason = DropReason | "post-handshake-message" | "unverified-data" | "werift-error" | "out-of-window" | "duplicate-handshake";
+export type DtlsDropReason =
+  | DropReason
+  | "post-handshake-message"
+  | "unverified-data"
+  | "werift-error"
+  | "out-of-window"
+  | "duplicate-handshake"
+  | "auth-failed"
+  | "no-keys";
 
 export interface DtlsStats {
   datagramsIn: number;
@@ -62,6 +80,10 @@ export class DtlsTransport extends BaseDatagramTransport {
       "werift-error": 0,
       "out-of-window": 0,
       "duplicate-handshake": 0,
+      replay: 0,
+      "too-old": 0,
+      "auth-failed": 0,
+      "no-keys": 0,
     },
   };
   /** Milliseconds: werift's handshake, then peerwire's verification (signatures, Finished, trust policy). */
@@ -75,6 +97,9 @@ export class DtlsTransport extends BaseDatagramTransport {
   #serverFinished: Uint8Array | undefined;
   #unverified: Buffer[] = [];
   #lowerClosed = false;
+  readonly #orderer: HandshakeOrderer;
+  /** Anti-replay windows of the peer's epochs (RFC 6347 §4.1.2.6). */
+  readonly #replay = new ReplayGuard();
   /** While the handshake is pending: settles it (set by #run). */
   #settleHandshake: ((error: PeerwireError) => void) | undefined;
 
@@ -97,37 +122,131 @@ export class DtlsTransport extends BaseDatagramTransport {
       },
     });
     this.#hookHandshakes();
-    this.#werift.socket.onData.subscribe((data) => this.#onApplicationData(data));
     const clientHello = 1;
-    const orderer = new HandshakeOrderer({ passDuplicate: (msgType) => options.role === "server" && msgType === clientHello });
-    const toWerift = (bytes: Uint8Array) => {
-      try {
-        this.#werift.receive(toBuffer(bytes));
-      } catch {
-        this.stats.dropped["werift-error"]++;
-      }
-    };
+    this.#orderer = new HandshakeOrderer({ passDuplicate: (msgType) => options.role === "server" && msgType === clientHello });
     lower.onDatagram((datagram) => {
       this.stats.datagramsIn++;
       this.stats.bytesIn += datagram.byteLength;
-      const { pass, dropped } = filterInbound(datagram, this.#handshakeComplete);
-      for (const reason of dropped) this.stats.dropped[reason]++;
-      if (pass === undefined) return;
-      if (this.#handshakeComplete) {
-        toWerift(pass);
+      if (!recordsWellFormed(datagram)) {
+        this.stats.dropped["malformed-record"]++;
         return;
       }
-      const [refused, duplicates] = [orderer.refused, orderer.duplicates];
-      for (const record of splitRecords(pass) ?? []) {
-        for (const ready of orderer.push(record)) toWerift(ready.bytes);
+      for (let start = 0; start < datagram.byteLength; ) {
+        const end = start + RECORD_HEADER_LENGTH + ((datagram[start + 11]! << 8) | datagram[start + 12]!);
+        this.#inbound(datagram, start, end);
+        start = end;
       }
-      this.stats.dropped["out-of-window"] += orderer.refused - refused;
-      this.stats.dropped["duplicate-handshake"] += orderer.duplicates - duplicates;
     });
     lower.onClose((error) => {
       this.#lowerClosed = true;
       this.shutdown(error);
     });
+  }
+
+  /** One record of an inbound datagram, `datagram[start, end)`, header included (the datagram is well formed). */
+  #inbound(datagram: Uint8Array, start: number, end: number): void {
+    const contentType = datagram[start]!;
+    const epoch = (datagram[start + 3]! << 8) | datagram[start + 4]!;
+    const refused = guardRecord(contentType, epoch, end - start - RECORD_HEADER_LENGTH, this.#handshakeComplete);
+    if (refused !== undefined) {
+      this.stats.dropped[refused]++;
+    } else if (this.#handshakeComplete) {
+      this.#protected(datagram, start, end, contentType, epoch); // epoch 0 was refused above
+    } else {
+      // During the handshake every record goes through the orderer, in message_seq order.
+      const record: RecordView = {
+        contentType,
+        epoch,
+        sequence: recordSequence(datagram, start),
+        bytes: datagram.subarray(start, end),
+        firstBodyByte: datagram[start + RECORD_HEADER_LENGTH],
+      };
+      const orderer = this.#orderer;
+      const [refusedBefore, duplicatesBefore] = [orderer.refused, orderer.duplicates];
+      for (const ready of orderer.push(record)) {
+        if (ready.epoch === 0) this.#toWerift(ready.bytes);
+        else this.#protected(ready.bytes, 0, ready.bytes.byteLength, ready.contentType, ready.epoch);
+      }
+      this.stats.dropped["out-of-window"] += orderer.refused - refusedBefore;
+      this.stats.dropped["duplicate-handshake"] += orderer.duplicates - duplicatesBefore;
+    }
+  }
+
+  /**
+   * A record of epoch ≥ 1 (protected), `bytes[start, end)`. Checked against the epoch's replay window first (no
+   * decryption for a replay), then authenticated and decrypted here; the window moves only for a record that
+   * authenticated. Application data goes straight to the layer above, werift sees only authenticated handshake
+   * records. Handshake records are not in the window: werift retransmits a flight byte for byte, its encrypted
+   * Finished included, and numbers its first application data record 1 again after the Finished.
+   */
+  #protected(bytes: Uint8Array, start: number, end: number, contentType: number, epoch: number): void {
+    const dropped = this.stats.dropped;
+    let sequence = -1;
+    if (contentType === ContentType.handshake) {
+      if (this.#handshakeComplete) {
+        // The client has nothing left to receive. The server answers the client's retransmitted Finished by
+        // retransmitting its last flight, as long as the client may be waiting for it: once the client's
+        // application data authenticated in this epoch, the client has that flight, and a Finished is a replay.
+        if (this.role === "client") {
+          dropped["post-handshake-message"]++;
+          return;
+        }
+        if (this.#replay.accepted(epoch)) {
+          dropped.replay++;
+          return;
+        }
+      }
+    } else {
+      sequence = recordSequence(bytes, start);
+      const verdict = this.#replay.check(epoch, sequence);
+      if (verdict !== undefined) {
+        dropped[verdict]++;
+        return;
+      }
+    }
+    const plaintext = this.#werift.open(bytes, start, end);
+    if (typeof plaintext === "string") {
+      dropped[plaintext]++;
+      return;
+    }
+    if (sequence >= 0) this.#replay.accept(epoch, sequence);
+    switch (contentType) {
+      case ContentType.applicationData:
+        this.#onApplicationData(plaintext);
+        break;
+      case ContentType.alert:
+        this.#onAlert(plaintext);
+        break;
+      case ContentType.handshake:
+        this.#toWerift(bytes.subarray(start, end)); // werift decrypts it again: a few records per handshake
+        break;
+      default:
+        break; // an encrypted ChangeCipherSpec: DTLS 1.2 sends it in the old epoch; nothing to do
+    }
+  }
+
+  #toWerift(bytes: Uint8Array): void {
+    try {
+      this.#werift.receive(toBuffer(bytes));
+    } catch {
+      this.stats.dropped["werift-error"]++;
+    }
+  }
+
+  /** An authenticated alert (RFC 5246 §7.2): close_notify or a fatal alert ends the session; warnings are ignored. */
+  #onAlert(plaintext: Buffer): void {
+    if (plaintext.length !== 2) {
+      this.stats.dropped["malformed-record"]++;
+      return;
+    }
+    const [level, description] = [plaintext[0]!, plaintext[1]!];
+    if (level === 2 || description === 0) this.#peerClosed();
+  }
+
+  /** The peer sent an alert that ends the session (werift reports every alert it sees as a close). */
+  #peerClosed(): void {
+    if (this.#settleHandshake !== undefined) this.#settleHandshake(new PeerwireError("ERR_HANDSHAKE_FAILED", "peer sent an alert during the handshake"));
+    else if (this.#verified) this.shutdown(new PeerwireError("ERR_CONNECTION_CLOSED", "peer closed the DTLS session", { layer: "dtls" }));
   }
 
   /** Runs the handshake and the verification; resolves once the peer is authenticated and accepted. */
@@ -199,11 +318,9 @@ export class DtlsTransport extends BaseDatagramTransport {
       this.onClose((error) =>
         settle(new PeerwireError("ERR_HANDSHAKE_FAILED", "transport closed during the DTLS handshake", { cause: error })),
       );
-      this.#werift.socket.onClose.subscribe(() => {
-        // werift reports any alert as a close; during the handshake that is the peer refusing us.
-        if (!this.#verified) settle(new PeerwireError("ERR_HANDSHAKE_FAILED", "peer sent an alert during the handshake"));
-        else this.shutdown(new PeerwireError("ERR_CONNECTION_CLOSED", "peer closed the DTLS session", { layer: "dtls" }));
-      });
+      // werift reports any alert it sees as a close: during the handshake (plaintext alerts, before any key)
+      // that is the peer refusing us. Encrypted alerts never reach werift (#onAlert).
+      this.#werift.socket.onClose.subscribe(() => this.#peerClosed());
       this.#werift.socket.onError.subscribe(() => {
         this.stats.dropped["werift-error"]++; // a malformed flight; the peer retransmits or the timeout decides
       });
@@ -275,6 +392,7 @@ export class DtlsTransport extends BaseDatagramTransport {
     });
   }
 
+  /** Decrypted application data: delivered once verified, held while verification runs, dropped before. */
   #onApplicationData(data: Buffer): void {
     if (this.#verified) {
       this.deliver(toView(data));

@@ -27,6 +27,8 @@ import type { HandshakeMessage } from "./handshake.js";
  *    · `encryptPacket`/`decryptPacket` (the record layer): the same AES-GCM construction as werift's
  *      AEADCipher (RFC 5288 nonce = 4-byte salt ‖ epoch ‖ sequence number, AAD = epoch ‖ seq ‖ type ‖ version ‖
  *      length), with keys built once as KeyObjects and each record written into one buffer, header included;
+ *      and adds `openRecord`, the same decryption straight from a record's bytes, with which the session
+ *      authenticates every epoch ≥ 1 record before werift (or the layer above) sees it;
  *    · `parseX509`: werift parses the certificate and key (@fidm/x509, in JavaScript) once per identity, not once
  *      per socket;
  *    · `signatureData` and the key's `sign` (CertificateVerify, ServerKeyExchange): node:crypto with a cached
@@ -37,6 +39,11 @@ import type { HandshakeMessage } from "./handshake.js";
  *    (werift used on its own, e.g. its RTCPeerConnection, keeps tweetnacl), and shared secrets go through
  *    node:crypto only for key pairs it generated; anything else, and any input node:crypto refuses (an
  *    all-zero result from a low-order point), goes to tweetnacl's original, so results are tweetnacl's.
+ *  - flight retransmission: werift's module-private `Flight` class (reached through a throwaway client's
+ *    `flight5`) has its `transmit` wrapped; for peerwire's sockets (by their DtlsContext) a flight is
+ *    retransmitted on peerwire's schedule (retransmitDelay) until the peer's next flight arrives or the session
+ *    stops it, instead of werift's 500 ms + 500 ms·n that gives up after 10 retransmissions. Other werift
+ *    sockets keep werift's own.
  *
  * The wire bytes are the same as werift's own: AES-GCM and X25519 are deterministic (tests compare records byte
  * for byte in both directions and X25519 against tweetnacl), ECDSA signatures are randomized in both and verify
@@ -48,10 +55,12 @@ const WHAT = "werift 0.24.4";
 const CLIENT = 1;
 /** ECDSA with SHA-256 (RFC 5246 SignatureAndHashAlgorithm): peerwire identities are P-256 keys. */
 export const ECDSA_SHA256 = { hash: 4, signature: 3 } as const;
-/** Beyond every flight number: makes werift's retransmission loop stop at its next wake-up. */
+/** Beyond every flight number: makes any retransmission loop stop (werift's own at its next wake-up). */
 const FLIGHT_DONE = 99;
 
 const RECORD_HEADER = 13;
+/** The epoch werift's keys protect (it never rekeys). */
+const KEYED_EPOCH = 1;
 const IMPLICIT_NONCE = 4;
 const EXPLICIT_NONCE = 8;
 const TAG = 16;
@@ -95,6 +104,9 @@ export const WERIFT_SHAPES = {
     sequenceNumber: { kind: "number" },
   },
   tweetnacl: { box: { kind: "function" }, scalarMult: { kind: "function", arity: 2 } },
+  DtlsClient: { handleHandshakes: { kind: "function", arity: 1 } },
+  "Flight.prototype": { transmit: { kind: "function", arity: 1 }, setState: { kind: "function", arity: 1 } },
+  Flight: { dtls: { kind: "object" }, flight: { kind: "number" }, nextFlight: { kind: "present" }, send: { kind: "function", arity: 1 } },
   "tweetnacl.box": { keyPair: { kind: "function" } },
 } as const satisfies Record<string, MemberSpec>;
 
@@ -331,6 +343,64 @@ export class PeerwireCipherContext extends CipherContext {
     return plaintext;
   }
 
+  /**
+   * Authenticates and decrypts the record `bytes[start, end)` (header included) with the peer's write key,
+   * straight from its bytes: the same construction as decryptPacket, without werift's DtlsPlaintext. Returns the
+   * plaintext, "auth-failed" when the tag does not verify (or the record cannot carry one, or belongs to an
+   * epoch these keys are not for), or "no-keys" before werift derived any. A failure costs one failed
+   * decryption and allocates nothing else; nothing reaches werift.
+   */
+  openRecord(bytes: Uint8Array, start: number, end: number): Buffer | "auth-failed" | "no-keys" {
+    if ((this.cipher as unknown) === undefined || (this.cipher as unknown) === null) return "no-keys";
+    // werift keys epoch 1 only (it never rekeys; peerwire refuses renegotiation): other epochs cannot authenticate.
+    if (bytes[start + 3] !== 0 || bytes[start + 4] !== KEYED_EPOCH) return "auth-failed";
+    const state = this.#state();
+    if (state === undefined) return this.#openWithWerift(bytes, start, end);
+    const length = end - start - RECORD_HEADER - EXPLICIT_NONCE - TAG;
+    if (length < 0) return "auth-failed";
+    const iv = state.readIv;
+    const aad = state.aad;
+    for (let i = 0; i < EXPLICIT_NONCE; i++) {
+      iv[IMPLICIT_NONCE + i] = bytes[start + RECORD_HEADER + i]!; // explicit nonce
+      aad[i] = bytes[start + 3 + i]!; // epoch ‖ sequence number
+    }
+    aad[8] = bytes[start]!; // type
+    aad[9] = bytes[start + 1]!; // version
+    aad[10] = bytes[start + 2]!;
+    aad[11] = length >>> 8;
+    aad[12] = length & 0xff;
+    const decipher = createDecipheriv(state.algorithm, state.readKey, iv, GCM_OPTIONS);
+    decipher.setAuthTag(bytes.subarray(end - TAG, end));
+    decipher.setAAD(aad);
+    const plaintext = decipher.update(bytes.subarray(start + RECORD_HEADER + EXPLICIT_NONCE, end - TAG));
+    try {
+      decipher.final();
+    } catch {
+      return "auth-failed";
+    }
+    return plaintext;
+  }
+
+  /** A construction this class does not implement (none with werift 0.24.4's suites): werift's own decryption. */
+  #openWithWerift(bytes: Uint8Array, start: number, end: number): Buffer | "auth-failed" {
+    const record = Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start);
+    const packet = {
+      recordLayerHeader: {
+        contentType: record[0]!,
+        protocolVersion: { major: record[1]!, minor: record[2]! },
+        epoch: record.readUInt16BE(3),
+        sequenceNumber: record.readUIntBE(5, 6),
+        contentLen: record.length - RECORD_HEADER,
+      },
+      fragment: record.subarray(RECORD_HEADER),
+    } as unknown as DtlsPlaintext;
+    try {
+      return super.decryptPacket(packet);
+    } catch {
+      return "auth-failed";
+    }
+  }
+
   /** The record-layer state for werift's current AEADCipher, rebuilt when werift replaces it or its keys. */
   #state(): AeadState | undefined {
     const aead = this.cipher as unknown as AeadFields | undefined;
@@ -465,6 +535,134 @@ function installX25519(): void {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Flight retransmission: werift's Flight.prototype.transmit, on peerwire's schedule for peerwire's sockets.
+
+/**
+ * The wait before the n-th retransmission of a flight (n = 1, 2, …): RETRANSMIT_INITIAL_MS, doubling up to
+ * RETRANSMIT_MAX_MS. werift waits 500 ms, 1 s, 1.5 s, … (+500 ms each time) and gives up after 10
+ * retransmissions (33 s): within the 15 s handshake timeout a flight went out only 6 times, and at 40 % loss a
+ * handshake needed more than 15 s for 4 seeds of 30 and did not complete for 1. See the README (DTLS) for the
+ * choice of numbers.
+ */
+export const RETRANSMIT_INITIAL_MS = 150;
+export const RETRANSMIT_MAX_MS = 1000;
+/** A flight is sent at most this many times (a backstop: the session's timeout stops the loop long before). */
+const MAX_TRANSMISSIONS = 1000;
+
+export function retransmitDelay(retransmission: number): number {
+  return Math.min(RETRANSMIT_MAX_MS, RETRANSMIT_INITIAL_MS * 2 ** Math.min(retransmission - 1, 16));
+}
+
+/** A werift Flight (Flight1, 3, 4, 5, 6) as transmit sees it. */
+interface FlightInternals {
+  dtls: { flight: number };
+  flight: number;
+  nextFlight: number | undefined;
+  send: (buffers: Buffer[]) => Promise<unknown>;
+  setState: (state: string) => void;
+}
+type Transmit = (this: FlightInternals, buffers: Buffer[]) => Promise<void>;
+
+/** The waits of one endpoint's flights: cancelled at once when the endpoint stops retransmitting. */
+class RetransmissionTimer {
+  readonly #waiting = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  #stopped = false;
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  wait(ms: number): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const entry = {
+        timer: setTimeout(() => {
+          this.#waiting.delete(entry);
+          resolve();
+        }, ms),
+        resolve,
+      };
+      this.#waiting.add(entry);
+    });
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const { timer, resolve } of this.#waiting) {
+      clearTimeout(timer);
+      resolve();
+    }
+    this.#waiting.clear();
+  }
+}
+
+/** The timer of each peerwire socket, by its werift DtlsContext (what a Flight knows of its socket). */
+const retransmissionTimers = new WeakMap<object, RetransmissionTimer>();
+let originalTransmit: Transmit | undefined;
+
+/**
+ * werift's Flight class is module-private in its bundle. A client creates its Flight5 (and keeps it, as
+ * `flight5`) as soon as a ServerHello comes, before parsing it: a throwaway client without certificate or key,
+ * shown an empty ServerHello, yields one (the parse then fails, harmlessly) and with it the prototype chain.
+ */
+function flightPrototype(): { transmit: Transmit } {
+  const adapter = {
+    type: "udp",
+    address: { address: "0.0.0.0", family: "IPv4", port: 0 },
+    closed: true,
+    onData: (_datagram: Buffer): void => undefined,
+    send: async (_data: Buffer) => undefined,
+    close: async () => undefined,
+  };
+  const probe = new DtlsClient({ transport: adapter } as unknown as ConstructorParameters<typeof DtlsClient>[0]);
+  checkOnce("DtlsClient", probe);
+  const handle = (probe as unknown as { handleHandshakes: (messages: unknown[]) => Promise<void> }).handleHandshakes;
+  void handle([{ msg_type: 2, fragment: Buffer.alloc(0) }]).catch(() => undefined);
+  const flight = (probe as unknown as { flight5?: unknown }).flight5;
+  if (typeof flight !== "object" || flight === null) {
+    throw new PeerwireError("ERR_WERIFT_INCOMPATIBLE", `${WHAT} DtlsClient did not create its flight 5 on a ServerHello`, { layer: "dtls" });
+  }
+  let prototype = Object.getPrototypeOf(flight) as object | null;
+  while (prototype !== null && !Object.prototype.hasOwnProperty.call(prototype, "transmit")) prototype = Object.getPrototypeOf(prototype) as object | null;
+  if (prototype === null) {
+    throw new PeerwireError("ERR_WERIFT_INCOMPATIBLE", `${WHAT} Flight has no transmit method`, { layer: "dtls" });
+  }
+  checkOnce("Flight.prototype", prototype);
+  return prototype as { transmit: Transmit };
+}
+
+/** Sends a flight, then retransmits it on peerwire's schedule until the peer's next flight came or the socket stops. */
+async function transmitOnSchedule(flight: FlightInternals, buffers: Buffer[], timer: RetransmissionTimer): Promise<void> {
+  checkOnce("Flight", flight);
+  for (let transmission = 1; ; transmission++) {
+    flight.setState("SENDING");
+    flight.send(buffers).catch(() => undefined); // loss is normal; the next retransmission covers it
+    flight.setState("WAITING");
+    if (flight.nextFlight === undefined) {
+      flight.setState("FINISHED"); // the last flight of a handshake: resent when the peer resends its own
+      return;
+    }
+    await timer.wait(retransmitDelay(transmission));
+    if (flight.dtls.flight >= flight.nextFlight || timer.stopped) {
+      flight.setState("FINISHED");
+      return;
+    }
+    if (transmission >= MAX_TRANSMISSIONS) throw new Error(`over retransmitCount : ${flight.flight} ${flight.nextFlight}`);
+  }
+}
+
+function installRetransmission(): void {
+  if (originalTransmit !== undefined) return;
+  const prototype = flightPrototype();
+  const original = prototype.transmit;
+  prototype.transmit = function transmit(this: FlightInternals, buffers: Buffer[]): Promise<void> {
+    const timer = typeof this?.dtls === "object" && this.dtls !== null ? retransmissionTimers.get(this.dtls) : undefined;
+    return timer === undefined ? original.call(this, buffers) : transmitOnSchedule(this, buffers, timer);
+  };
+  originalTransmit = original;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // The socket.
 
 /** A handshake message as werift caches and dispatches it (FragmentedHandshake, reassembled). */
@@ -497,11 +695,13 @@ export class WeriftEndpoint {
   readonly socket: DtlsClient | DtlsServer;
   readonly #internals: SocketInternals;
   readonly #receive: (datagram: Buffer) => void;
+  readonly #retransmissions = new RetransmissionTimer();
   #handshaking = true;
 
   constructor(role: "client" | "server", options: WeriftEndpointOptions) {
     checkCipherContextClass();
     installX25519();
+    installRetransmission();
     const placeholder = (_datagram: Buffer): void => undefined;
     const adapter = {
       type: "udp",
@@ -542,7 +742,17 @@ export class WeriftEndpoint {
     socketOptions.signatureHash = ECDSA_SHA256; // as werift's options would have it (read again only on renegotiation)
     this.#internals = internals;
     this.#receive = adapter.onData;
+    retransmissionTimers.set(internals.dtls, this.#retransmissions);
     activeHandshakes++;
+  }
+
+  /**
+   * Authenticates and decrypts one epoch ≥ 1 record, `bytes[start, end)` with its header, at peerwire's record
+   * boundary: the plaintext, "auth-failed" or "no-keys" (PeerwireCipherContext.openRecord). werift sees nothing.
+   */
+  open(bytes: Uint8Array, start: number, end: number): Buffer | "auth-failed" | "no-keys" {
+    const cipher = this.#internals.cipher;
+    return cipher instanceof PeerwireCipherContext ? cipher.openRecord(bytes, start, end) : "no-keys";
   }
 
   /** Hands one datagram to werift (it parses, decrypts and dispatches synchronously). */
@@ -576,13 +786,19 @@ export class WeriftEndpoint {
     return this.#internals.cipher.masterSecret;
   }
 
-  /** Stops werift's retransmission loop (at its next wake-up). */
+  /** Stops the retransmission of every flight at once (their waits end now, and the loops with them). */
   stopRetransmissions(): void {
     this.#internals.dtls.flight = FLIGHT_DONE;
+    this.#retransmissions.stop();
   }
 
-  /** The handshake is over (done or failed): X25519 needs no acceleration for this endpoint any more. */
+  /**
+   * The handshake is over (done or failed): X25519 needs no acceleration for this endpoint any more, and no
+   * flight needs its timer (each has its successor by now; the server still answers a retransmitted Finished,
+   * which needs no timer).
+   */
   handshakeSettled(): void {
+    this.#retransmissions.stop();
     if (!this.#handshaking) return;
     this.#handshaking = false;
     activeHandshakes--;

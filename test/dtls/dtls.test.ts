@@ -278,7 +278,7 @@ describe("DTLS: connectDtls", async () => {
     assert.ok(a.closed && b.closed);
   });
 
-  test("completes under 20% loss, duplication and reordering (werift retransmits flights)", async () => {
+  test("completes under 20% loss, duplication and reordering (flights retransmitted on peerwire's schedule)", async () => {
     const { client, server } = await dtlsPair({ client: alice, server: bob, impairment: { loss: 0.2, duplicate: 0.1, reorder: 0.1, seed: 11 } });
     assert.equal(client.remotePeerId, bob.peerId);
     await Promise.all([client.close(), server.close()]);
@@ -358,6 +358,24 @@ describe("DTLS: handshake orderer", () => {
     assert.equal(orderer.refused, 1);
     assert.equal(label(orderer.push(handshake(15, 3))), "15", "the refused record did not open a gap");
   });
+
+  test("only a repeat of the latest message passes: a late first ClientHello after the second one is dropped", () => {
+    // werift's server answers the cookie-less ClientHello (message_seq 0) by starting over (new random, new key
+    // pair, counters reset) even after the second ClientHello (message_seq 1): a reordered or late copy of the
+    // first, which a fast retransmission timer makes likely, killed the handshake.
+    const orderer = new HandshakeOrderer({ passDuplicate: (type) => type === 1 });
+    assert.equal(label(orderer.push(handshake(1, 0))), "1");
+    assert.equal(label(orderer.push(handshake(1, 0))), "1", "HelloVerifyRequest lost: the repeat is answered");
+    assert.equal(label(orderer.push(handshake(1, 1))), "1");
+    assert.equal(label(orderer.push(handshake(1, 0))), "", "the first ClientHello, late");
+    assert.equal(label(orderer.push(handshake(1, 1))), "1", "flight 4 lost: the repeat is answered");
+    assert.equal(orderer.duplicates, 1);
+    assert.equal(label(orderer.push(handshake(11, 3))), "", "held behind the gap");
+    assert.equal(label(orderer.push(handshake(1, 0))), "");
+    assert.equal(label(orderer.push(handshake(16, 2))), "16 11");
+    assert.equal(label(orderer.push(handshake(1, 1))), "", "flight 5 under way: the second ClientHello is stale too");
+    assert.equal(orderer.duplicates, 3);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -396,6 +414,8 @@ describe("DTLS: werift boundary shape checks", () => {
     assert.throws(() => requireWeriftShape("CipherContext", Object.create(null)), isIncompatible(/encryptPacket is missing/));
     assert.throws(() => requireWeriftShape("tweetnacl", { box: {}, scalarMult: (n: Uint8Array) => n }), isIncompatible(/box is object, expected function; scalarMult is function of 1 parameters/));
     assert.throws(() => requireWeriftShape("DtlsPlaintext", undefined), isIncompatible(/DtlsPlaintext is undefined/));
+    assert.throws(() => requireWeriftShape("Flight.prototype", { setState: (_s: string) => undefined }), isIncompatible(/Flight.prototype does not have .*transmit is missing/));
+    assert.throws(() => requireWeriftShape("Flight", { dtls: {}, flight: 5, send: () => undefined }), isIncompatible(/nextFlight is missing; send is function of 0/));
     // The real objects pass.
     requireWeriftShape("CipherContext", CipherContext.prototype);
   });
