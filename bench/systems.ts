@@ -119,10 +119,21 @@ export const peerwire: BenchSystem = {
 };
 
 function peerwirePair(a: Connection, b: Connection, connectMs: number, phases: Record<string, number>): ConnectedPair {
+  // Streams opened at once are matched by id: once(b, "stream") would hand every opener the first one (the others
+  // then went unread, and their data, unread, now fills the receive window).
+  const incoming = new Map<number, Stream>();
+  const waiting = new Map<number, (stream: Stream) => void>();
+  b.on("stream", (stream) => {
+    const waiter = waiting.get(stream.id);
+    if (waiter === undefined) incoming.set(stream.id, stream);
+    else waiter(stream);
+  });
   const openPair = async (): Promise<[Stream, Stream]> => {
-    const accepted = once(b, "stream") as Promise<[Stream]>;
     const stream = await a.openStream();
-    const [peer] = await accepted;
+    const known = incoming.get(stream.id);
+    incoming.delete(stream.id);
+    const peer = known ?? (await new Promise<Stream>((resolve) => waiting.set(stream.id, resolve)));
+    waiting.delete(stream.id);
     return [stream, peer];
   };
   return {
