@@ -48,7 +48,7 @@ export const ERROR_CODES = {
   ERR_SIGNALING_PROTOCOL: { layer: "signaling", summary: "A signaling frame is malformed or unexpected." },
   ERR_PEER_NOT_FOUND: { layer: "signaling", summary: "No peer is bound under the requested peer ID." },
   ERR_BIND_PROOF: { layer: "signaling", summary: "A bind did not prove the certificate's key or peer ID." },
-  ERR_RATE_LIMITED: { layer: "signaling", summary: "A signaling limit (rate, connections, pending) was exceeded." },
+  ERR_RATE_LIMITED: { layer: "signaling", summary: "A signaling limit (rate, connections, pending, a listener's attempts) was exceeded." },
   ERR_TIMEOUT: { layer: "peer", summary: "An operation did not complete within its timeout." },
   ERR_ABORTED: { layer: "peer", summary: "An operation was cancelled through its AbortSignal." },
   ERR_CONNECTION_CLOSED: { layer: "peer", summary: "The connection closed while an operation was pending." },

@@ -15,6 +15,7 @@ export {
   listen,
   type DialOptions,
   type ListenOptions,
+  type ListenerStats,
 } from "./peer/index.js";
 export { SignalingClient, SignalingServer } from "./signaling/index.js";
 export { Identity, fingerprintOf, peerIdOf, type GenerateOptions, type LoadOrCreateOptions } from "./identity/index.js";

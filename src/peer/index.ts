@@ -1,3 +1,3 @@
 export { Connection, connect, type ConnectOptions, type ConnectTimings, type ConnectionStats } from "./connect.js";
 export { exchangePair, type Exchange } from "./exchange.js";
-export { Listener, dial, listen, type DialOptions, type ListenOptions, type RendezvousOptions } from "./rendezvous.js";
+export { Listener, dial, listen, type DialOptions, type ListenOptions, type ListenerStats, type RendezvousOptions } from "./rendezvous.js";

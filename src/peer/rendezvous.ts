@@ -1,13 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { PeerwireError } from "../errors.js";
+import { isIP } from "node:net";
+import { PeerwireError, isPeerwireError } from "../errors.js";
+import { parseCandidate } from "../description/candidate.js";
 import { decodeDescription, encodeDescription, type Description } from "../description/codec.js";
 import { allowPeerIds, type PeerVerifier } from "../dtls/trust.js";
 import type { IceServer } from "../ice/servers.js";
 import type { Identity } from "../identity/identity.js";
 import { isPeerId } from "../identity/fingerprint.js";
-import { SignalingClient } from "../signaling/client.js";
-import type { RoutedFrame } from "../signaling/protocol.js";
+import { SignalingClient, type SignalingErrorFrame } from "../signaling/client.js";
+import type { RefusalCode, RoutedFrame } from "../signaling/protocol.js";
 import { connect, type ConnectOptions, type Connection } from "./connect.js";
 
 export interface RendezvousOptions {
@@ -21,6 +23,13 @@ export interface RendezvousOptions {
   sctp?: ConnectOptions["sctp"];
   /** Per connection attempt. Default 30 000 ms. */
   timeoutMs?: number;
+  /**
+   * Remote candidates handed to ICE per attempt, from the description and trickled together, at most
+   * MAX_CANDIDATES_PER_ADDRESS (3) per IP address; further ones are ignored. Every remote candidate costs
+   * connectivity checks (up to 5 per local candidate) sent wherever the peer said: the cap bounds what a stranger's
+   * connect makes this host send to addresses of the stranger's choosing. Default 10.
+   */
+  maxRemoteCandidates?: number;
 }
 
 export interface DialOptions extends RendezvousOptions {
@@ -31,53 +40,89 @@ export interface DialOptions extends RendezvousOptions {
 }
 
 export interface ListenOptions extends RendezvousOptions {
-  /** Accept only these peer IDs (checked in DTLS, after the peer proved its key). Default: any authenticated peer. */
+  /**
+   * Accept only these peer IDs: a connect from any other ID (as the server proved it at bind) is refused at once
+   * (ERR_PEER_REJECTED, no ICE), and the peer's key is checked against the list again in DTLS. Default: any
+   * authenticated peer.
+   */
   allow?: string[];
   /** Cancels the signaling connect (the listener itself stops with close()). */
   signal?: AbortSignal;
+  /**
+   * Connection attempts in progress at once. A connect past it takes the slot of the oldest attempt, which is
+   * aborted (its dialer gets a refusal, ERR_RATE_LIMITED): an attempt nobody completes cannot hold a slot for
+   * its whole timeout. Default 16.
+   */
+  maxAttempts?: number;
+  /** Attempts in progress from one dialer; its further connects are refused at once (ERR_RATE_LIMITED). Default 2. */
+  maxAttemptsPerPeer?: number;
+}
+
+export interface ListenerStats {
+  /** Attempts in progress. */
+  attempts: number;
+  connections: number;
+  /** Attempts that started and failed (ICE, DTLS, …), evictions included. */
+  failed: number;
+  /** Connects refused before any ICE work, by the code sent to the dialer. */
+  refused: Record<RefusalCode, number>;
+  /** Attempts aborted to make room for a newer connect (counted in refused.ERR_RATE_LIMITED too). */
+  evicted: number;
+  /** Remote candidates ignored past maxRemoteCandidates (or the per-address cap). */
+  candidatesIgnored: number;
+}
+
+/** Remote candidates one attempt accepts on one IP address (a host has a few ports per address, not dozens). */
+export const MAX_CANDIDATES_PER_ADDRESS = 3;
+const DEFAULT_MAX_REMOTE_CANDIDATES = 10;
+const DEFAULT_MAX_ATTEMPTS = 16;
+const DEFAULT_MAX_ATTEMPTS_PER_PEER = 2;
+
+const REFUSAL_REASONS: Record<RefusalCode, string> = {
+  ERR_RATE_LIMITED: "too many connection attempts in progress",
+  ERR_PEER_REJECTED: "not on its allow-list",
+  ERR_DESCRIPTION_INVALID: "it cannot use our description",
+};
+
+interface SessionHandlers {
+  frame(frame: RoutedFrame): void;
+  refused(error: SignalingErrorFrame): void;
 }
 
 /**
- * Routes a client's frames to sessions by sid, buffering those that arrive before the session's handler is
- * attached. Incoming `connect`s go to the listener, if there is one; without a listener they are ignored (and
- * nothing is kept for them).
+ * One dispatcher per signaling client: routes frames and server refusals to sessions by sid (one `frame` and one
+ * `refused` listener on the client, however many attempts run). A session only hears its own peer. Incoming
+ * `connect`s for new sids go to the listener, if there is one; without a listener they are ignored.
  */
 class SessionRouter {
   /** Set by a Listener; one listener per signaling client. */
   onConnect: ((frame: Extract<RoutedFrame, { t: "connect" }>) => void) | undefined;
-  readonly #handlers = new Map<string, (frame: RoutedFrame) => void>();
-  readonly #early = new Map<string, RoutedFrame[]>();
+  readonly #sessions = new Map<string, { peer: string; handlers: SessionHandlers }>();
 
   constructor(client: SignalingClient) {
     client.on("frame", (frame) => {
+      const session = this.#sessions.get(frame.sid);
       if (frame.t === "connect") {
-        if (this.onConnect !== undefined && !this.#handlers.has(frame.sid) && !this.#early.has(frame.sid)) {
-          this.#early.set(frame.sid, []);
-          this.onConnect(frame);
-        }
+        if (session === undefined) this.onConnect?.(frame);
         return;
       }
-      const handler = this.#handlers.get(frame.sid);
-      if (handler !== undefined) handler(frame);
-      else this.#early.get(frame.sid)?.push(frame); // frames for unknown sessions are dropped
+      if (session !== undefined && session.peer === frame.peer) session.handlers.frame(frame);
+    });
+    client.on("refused", (error) => {
+      if (error.sid !== undefined) this.#sessions.get(error.sid)?.handlers.refused(error);
     });
   }
 
-  /** Starts expecting frames for `sid` (dialer side, before sending the connect). */
-  expect(sid: string): void {
-    if (!this.#early.has(sid)) this.#early.set(sid, []);
+  has(sid: string): boolean {
+    return this.#sessions.has(sid);
   }
 
-  attach(sid: string, handler: (frame: RoutedFrame) => void): void {
-    this.#handlers.set(sid, handler);
-    const early = this.#early.get(sid) ?? [];
-    this.#early.delete(sid);
-    for (const frame of early) handler(frame);
+  attach(sid: string, peer: string, handlers: SessionHandlers): void {
+    this.#sessions.set(sid, { peer, handlers });
   }
 
   detach(sid: string): void {
-    this.#handlers.delete(sid);
-    this.#early.delete(sid);
+    this.#sessions.delete(sid);
   }
 }
 
@@ -87,40 +132,100 @@ function newSessionId(): string {
   return randomBytes(12).toString("base64url");
 }
 
-/** One side of a session over signaling: the description exchange and trickle, as connect() wants them. */
-function sessionChannel(client: SignalingClient, router: SessionRouter, peer: string, sid: string, first: "connect" | "answer", remote?: Uint8Array) {
+function positiveInteger(value: number | undefined, fallback: number, name: string): number {
+  const n = value ?? fallback;
+  if (!Number.isInteger(n) || n < 1) throw new PeerwireError("ERR_INVALID_ARGUMENT", `${name} must be a positive integer`);
+  return n;
+}
+
+/**
+ * Admits remote candidates up to `max` per attempt and MAX_CANDIDATES_PER_ADDRESS per IP address. Candidates
+ * that do not parse are left out (the ICE agent would refuse them anyway).
+ */
+function candidateBudget(max: number, onIgnored: () => void): (candidate: string) => boolean {
+  let admitted = 0;
+  const perAddress = new Map<string, number>();
+  return (candidate) => {
+    const parsed = parseCandidate(candidate);
+    if (typeof parsed === "string") return false;
+    const address = isIP(parsed.address) === 0 ? parsed.address.toLowerCase() : parsed.address;
+    const onAddress = perAddress.get(address) ?? 0;
+    if (admitted >= max || onAddress >= MAX_CANDIDATES_PER_ADDRESS) {
+      onIgnored();
+      return false;
+    }
+    admitted++;
+    perAddress.set(address, onAddress + 1);
+    return true;
+  };
+}
+
+/**
+ * One side of a session over signaling: the description exchange and trickle, as connect() wants them. A
+ * refusal (the peer's `refuse`, or a server error about this session) rejects the exchange if it is still
+ * pending and aborts `signal` in any case, so connect() stops at once; `refusal` then holds the coded error.
+ */
+function sessionChannel(options: {
+  client: SignalingClient;
+  router: SessionRouter;
+  peer: string;
+  sid: string;
+  first: "connect" | "answer";
+  remote?: Description;
+  admit: (candidate: string) => boolean;
+}) {
+  const { client, router, peer, sid, first, admit } = options;
   let remoteDescription: (d: Description) => void = () => undefined;
   let failed: (e: Error) => void = () => undefined;
   const described = new Promise<Description>((resolve, reject) => {
     remoteDescription = resolve;
     failed = reject;
   });
+  described.catch(() => undefined); // a refusal may come before connect() awaits it
+  const aborter = new AbortController();
+  let refusal: PeerwireError | undefined;
+  const refuse = (error: PeerwireError) => {
+    if (refusal !== undefined) return;
+    refusal = error;
+    failed(error);
+    aborter.abort(error);
+  };
   let candidateHandler: (candidate: string | null) => void = () => undefined;
   const pendingCandidates: Array<string | null> = [];
   const onRemoteCandidate = (candidate: string | null) => {
+    if (candidate !== null && !admit(candidate)) return;
     pendingCandidates.push(candidate);
     candidateHandler(candidate);
   };
-  const takeDescription = (bytes: Uint8Array) => {
-    try {
-      remoteDescription(decodeDescription(bytes));
-    } catch (error) {
-      failed(error as Error);
-    }
-  };
-  if (remote !== undefined) takeDescription(remote);
-  router.attach(sid, (frame) => {
-    if (frame.peer !== peer) return; // only the peer this session is with
-    if (frame.t === "answer" && first === "connect") takeDescription(frame.d);
-    else if (frame.t === "candidate") onRemoteCandidate(frame.c);
-    else if (frame.t === "end") onRemoteCandidate(null);
+  const takeDescription = (description: Description) => remoteDescription({ ...description, candidates: description.candidates.filter(admit) });
+  if (options.remote !== undefined) takeDescription(options.remote);
+  let answered = options.remote !== undefined;
+  router.attach(sid, peer, {
+    frame: (frame) => {
+      if (frame.t === "answer" && !answered) {
+        answered = true;
+        try {
+          takeDescription(decodeDescription(frame.d));
+        } catch (error) {
+          failed(error as Error);
+        }
+      } else if (frame.t === "candidate") onRemoteCandidate(frame.c);
+      else if (frame.t === "end") onRemoteCandidate(null);
+      else if (frame.t === "refuse" && first === "connect") {
+        refuse(new PeerwireError(frame.code, `${peer} refused the connection: ${REFUSAL_REASONS[frame.code]}`, { layer: "signaling" }));
+      }
+    },
+    refused: (error) => {
+      const code = error.code === "ERR_PEER_NOT_FOUND" || error.code === "ERR_RATE_LIMITED" ? error.code : "ERR_SIGNALING_PROTOCOL";
+      refuse(new PeerwireError(code, error.message, { layer: "signaling" }));
+    },
   });
-  const refused = (error: { code: string; message: string; sid?: string }) => {
-    if (error.sid === sid) failed(new PeerwireError(error.code === "ERR_PEER_NOT_FOUND" ? "ERR_PEER_NOT_FOUND" : "ERR_SIGNALING_PROTOCOL", error.message, { layer: "signaling" }));
-  };
-  client.on("refused", refused);
   const send = (frame: RoutedFrame) => void client.send(frame).catch(() => undefined);
   return {
+    signal: aborter.signal,
+    get refusal() {
+      return refusal;
+    },
     exchange: async (local: Description) => {
       await client.send({ t: first, peer, sid, d: encodeDescription(local) });
       return described;
@@ -132,10 +237,7 @@ function sessionChannel(client: SignalingClient, router: SessionRouter, peer: st
         for (const candidate of pendingCandidates) handler(candidate);
       },
     },
-    done: () => {
-      router.detach(sid);
-      client.off("refused", refused);
-    },
+    done: () => router.detach(sid),
   };
 }
 
@@ -173,15 +275,17 @@ function connectOptions(options: RendezvousOptions): Partial<ConnectOptions> {
 /**
  * Reaches `peerId` through a signaling server (trickle ICE) and returns the authenticated connection. The peer
  * ID is pinned: a server that relays another peer's description cannot make this succeed (ERR_PEER_ID_MISMATCH
- * or ERR_FINGERPRINT_MISMATCH).
+ * or ERR_FINGERPRINT_MISMATCH). A refusal by the peer or the server fails it at once with the refusal's code
+ * (ERR_RATE_LIMITED, ERR_PEER_REJECTED, ERR_PEER_NOT_FOUND, …).
  */
 export async function dial(options: DialOptions): Promise<Connection> {
   if (!isPeerId(options.peerId)) throw new PeerwireError("ERR_INVALID_ARGUMENT", "peerId must be a 26-character peer ID");
+  const maxRemoteCandidates = positiveInteger(options.maxRemoteCandidates, DEFAULT_MAX_REMOTE_CANDIDATES, "maxRemoteCandidates");
   const { client, owned } = await openClient(options);
   const router = routerFor(client);
-  const sid = newSessionId();
-  router.expect(sid);
-  const channel = sessionChannel(client, router, options.peerId, sid, "connect");
+  let sid = newSessionId();
+  while (router.has(sid)) sid = newSessionId();
+  const channel = sessionChannel({ client, router, peer: options.peerId, sid, first: "connect", admit: candidateBudget(maxRemoteCandidates, () => undefined) });
   try {
     return await connect({
       ...connectOptions(options),
@@ -191,26 +295,46 @@ export async function dial(options: DialOptions): Promise<Connection> {
       exchange: channel.exchange,
       trickle: channel.trickle,
       ...(options.trust !== undefined ? { trust: options.trust } : {}),
-      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+      signal: options.signal === undefined ? channel.signal : AbortSignal.any([options.signal, channel.signal]),
     });
+  } catch (error) {
+    // Aborted by a refusal: say what was refused, not that it was aborted.
+    if (channel.refusal !== undefined && options.signal?.aborted !== true && isPeerwireError(error, "ERR_ABORTED")) throw channel.refusal;
+    throw error;
   } finally {
     channel.done();
     if (owned) await client.close();
   }
 }
 
+interface Attempt {
+  peer: string;
+  sid: string;
+  controller: AbortController;
+  /** Set when the attempt was aborted to make room: the error its failure is reported with. */
+  evicted: PeerwireError | undefined;
+}
+
 /**
  * Accepts authenticated connections through a signaling server. `connection` is emitted for each peer that
- * completed ICE, the DTLS verification and the allow-list; `failure` for attempts that did not (never `error`,
- * so a stranger's failed attempt cannot crash a listener without a handler).
+ * completed ICE, the DTLS verification and the allow-list; `failure` for attempts that did not, and for
+ * connects refused before any ICE work (never `error`, so a stranger's failed attempt cannot crash a listener
+ * without a handler).
  */
 export class Listener extends EventEmitter<{ connection: [Connection]; failure: [Error, string] }> {
   readonly peerId: string;
   readonly #client: SignalingClient;
   readonly #owned: boolean;
   readonly #connections = new Set<Connection>();
-  /** Aborts the connection attempts still in progress when the listener closes. */
-  readonly #attempts = new AbortController();
+  /** Attempts in progress by sid, oldest first. */
+  readonly #attempts = new Map<string, Attempt>();
+  readonly #counters = {
+    connections: 0,
+    failed: 0,
+    refused: { ERR_RATE_LIMITED: 0, ERR_PEER_REJECTED: 0, ERR_DESCRIPTION_INVALID: 0 } as Record<RefusalCode, number>,
+    evicted: 0,
+    candidatesIgnored: 0,
+  };
   #router: SessionRouter | undefined;
   #closed = false;
 
@@ -220,6 +344,8 @@ export class Listener extends EventEmitter<{ connection: [Connection]; failure: 
     this.peerId = client.peerId;
     this.#client = client;
     this.#owned = owned;
+    const { maxAttempts, maxAttemptsPerPeer, maxRemoteCandidates } = listenerLimits(options);
+    const allowed = options.allow === undefined ? undefined : new Set(options.allow);
     const policies: PeerVerifier[] = [];
     if (options.allow !== undefined) policies.push(allowPeerIds(options.allow));
     if (options.trust !== undefined) policies.push(options.trust);
@@ -231,33 +357,71 @@ export class Listener extends EventEmitter<{ connection: [Connection]; failure: 
     if (router.onConnect !== undefined) throw new PeerwireError("ERR_INVALID_ARGUMENT", "this signaling client already has a listener");
     router.onConnect = (frame) => {
       if (this.#closed) return;
-      const channel = sessionChannel(client, router, frame.peer, frame.sid, "answer", frame.d);
+      // Everything before connect() is cheap: no socket, no ICE agent, for a connect that will not be served.
+      if (allowed !== undefined && !allowed.has(frame.peer)) {
+        this.#refuse(frame, "ERR_PEER_REJECTED", `${frame.peer} is not on the allow-list`);
+        return;
+      }
+      let remote: Description;
+      try {
+        remote = decodeDescription(frame.d);
+      } catch (error) {
+        this.#refuse(frame, "ERR_DESCRIPTION_INVALID", (error as Error).message);
+        return;
+      }
+      let fromPeer = 0;
+      for (const attempt of this.#attempts.values()) if (attempt.peer === frame.peer) fromPeer++;
+      if (fromPeer >= maxAttemptsPerPeer) {
+        this.#refuse(frame, "ERR_RATE_LIMITED", `${frame.peer} already has ${fromPeer} connection attempts in progress`);
+        return;
+      }
+      if (this.#attempts.size >= maxAttempts) this.#evictOldest();
+      const attempt: Attempt = { peer: frame.peer, sid: frame.sid, controller: new AbortController(), evicted: undefined };
+      this.#attempts.set(frame.sid, attempt);
+      const channel = sessionChannel({
+        client,
+        router,
+        peer: frame.peer,
+        sid: frame.sid,
+        first: "answer",
+        remote,
+        admit: candidateBudget(maxRemoteCandidates, () => this.#counters.candidatesIgnored++),
+      });
       connect({
         ...connectOptions(options),
         identity: options.identity,
         role: "controlled",
         exchange: channel.exchange,
         trickle: channel.trickle,
-        signal: this.#attempts.signal,
+        signal: AbortSignal.any([attempt.controller.signal, channel.signal]),
         ...(trust !== undefined ? { trust } : {}),
       }).then(
         (connection) => {
           channel.done();
+          if (this.#attempts.get(frame.sid) === attempt) this.#attempts.delete(frame.sid);
           if (this.#closed) {
             void connection.close();
             return;
           }
+          this.#counters.connections++;
           this.#connections.add(connection);
           connection.once("close", () => this.#connections.delete(connection));
           this.emit("connection", connection);
         },
         (error: Error) => {
           channel.done();
-          this.emit("failure", error, frame.peer);
+          if (this.#attempts.get(frame.sid) === attempt) this.#attempts.delete(frame.sid);
+          this.#counters.failed++;
+          this.emit("failure", attempt.evicted ?? channel.refusal ?? error, frame.peer);
         },
       );
     };
     this.#router = router;
+  }
+
+  get stats(): ListenerStats {
+    const { connections, failed, refused, evicted, candidatesIgnored } = this.#counters;
+    return { attempts: this.#attempts.size, connections, failed, refused: { ...refused }, evicted, candidatesIgnored };
   }
 
   /**
@@ -268,15 +432,43 @@ export class Listener extends EventEmitter<{ connection: [Connection]; failure: 
     if (this.#closed) return;
     this.#closed = true;
     if (this.#router !== undefined) this.#router.onConnect = undefined;
-    this.#attempts.abort();
+    for (const attempt of this.#attempts.values()) attempt.controller.abort();
     if (this.#owned) await this.#client.close();
   }
+
+  /** Declines a connect without starting anything: the dialer gets the code at once, the listener a failure. */
+  #refuse(frame: Extract<RoutedFrame, { t: "connect" }>, code: RefusalCode, message: string): void {
+    this.#counters.refused[code]++;
+    void this.#client.send({ t: "refuse", peer: frame.peer, sid: frame.sid, code }).catch(() => undefined);
+    this.emit("failure", new PeerwireError(code, `refused a connect from ${frame.peer}: ${message}`, { layer: "signaling" }), frame.peer);
+  }
+
+  /** Aborts the oldest attempt in progress to make room; its dialer is told (ERR_RATE_LIMITED). */
+  #evictOldest(): void {
+    const [sid, oldest] = this.#attempts.entries().next().value ?? [];
+    if (sid === undefined || oldest === undefined) return;
+    this.#attempts.delete(sid);
+    this.#counters.evicted++;
+    this.#counters.refused.ERR_RATE_LIMITED++;
+    oldest.evicted = new PeerwireError("ERR_RATE_LIMITED", `aborted the attempt from ${oldest.peer} to make room for a newer one`, { layer: "signaling" });
+    void this.#client.send({ t: "refuse", peer: oldest.peer, sid, code: "ERR_RATE_LIMITED" }).catch(() => undefined);
+    oldest.controller.abort(oldest.evicted);
+  }
+}
+
+function listenerLimits(options: ListenOptions): { maxAttempts: number; maxAttemptsPerPeer: number; maxRemoteCandidates: number } {
+  return {
+    maxAttempts: positiveInteger(options.maxAttempts, DEFAULT_MAX_ATTEMPTS, "maxAttempts"),
+    maxAttemptsPerPeer: positiveInteger(options.maxAttemptsPerPeer, DEFAULT_MAX_ATTEMPTS_PER_PEER, "maxAttemptsPerPeer"),
+    maxRemoteCandidates: positiveInteger(options.maxRemoteCandidates, DEFAULT_MAX_REMOTE_CANDIDATES, "maxRemoteCandidates"),
+  };
 }
 
 export async function listen(options: ListenOptions): Promise<Listener> {
   for (const id of options.allow ?? []) {
     if (!isPeerId(id)) throw new PeerwireError("ERR_INVALID_ARGUMENT", `allow: ${id} is not a peer ID`);
   }
+  listenerLimits(options); // refused before a signaling client is opened
   const { client, owned } = await openClient(options);
   return new Listener(client, owned, options);
 }

@@ -12,6 +12,8 @@ export interface SignalingClientOptions {
   maxBackoffMs?: number;
   /** Connect + bind. Default 10 000 ms. */
   timeoutMs?: number;
+  /** Local address to connect from (a multi-homed host). Default: the system's choice. */
+  localAddress?: string;
   signal?: AbortSignal;
 }
 
@@ -19,7 +21,7 @@ export type SignalingErrorFrame = Extract<Frame, { t: "error" }>;
 
 /**
  * A peer's connection to a SignalingServer, bound under its peer ID. Emits routed frames (`connect`, `answer`,
- * `candidate`, `end`, each with the sender's server-stamped ID in `peer`), server `error` frames as `refused`
+ * `candidate`, `end`, `refuse`, each with the sender's server-stamped ID in `peer`), server `error` frames as `refused`
  * (not `error`, so an unhandled refusal never crashes the program), `reconnected` after a re-bind, and `close`.
  */
 export class SignalingClient extends EventEmitter<{
@@ -31,7 +33,7 @@ export class SignalingClient extends EventEmitter<{
   readonly url: string;
   readonly peerId: string;
   readonly #identity: Identity;
-  readonly #options: Required<Omit<SignalingClientOptions, "signal">>;
+  readonly #options: Required<Omit<SignalingClientOptions, "signal" | "localAddress">> & Pick<SignalingClientOptions, "localAddress">;
   #socket: WebSocket | undefined;
   #closed = false;
   #backoffMs: number;
@@ -47,6 +49,7 @@ export class SignalingClient extends EventEmitter<{
       minBackoffMs: options.minBackoffMs ?? 200,
       maxBackoffMs: options.maxBackoffMs ?? 10_000,
       timeoutMs: options.timeoutMs ?? 10_000,
+      ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
     };
     this.#backoffMs = this.#options.minBackoffMs;
   }
@@ -91,7 +94,10 @@ export class SignalingClient extends EventEmitter<{
   #open(signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(abortError(signal, "signaling connect"));
-      const socket = new WebSocket(this.url, { maxPayload: 64 * 1024 });
+      const socket = new WebSocket(this.url, {
+        maxPayload: 64 * 1024,
+        ...(this.#options.localAddress !== undefined ? { localAddress: this.#options.localAddress } : {}),
+      });
       let settled = false;
       const settle = (error?: Error) => {
         if (settled) return;
@@ -111,6 +117,16 @@ export class SignalingClient extends EventEmitter<{
       const onAbort = () => settle(abortError(signal!, "signaling connect"));
       signal?.addEventListener("abort", onAbort, { once: true });
       socket.on("error", (cause) => settle(new PeerwireError("ERR_CONNECTION_CLOSED", `cannot reach ${this.url}`, { layer: "signaling", cause })));
+      // The server refuses connections past its per-IP limit with HTTP 429, before the WebSocket upgrade.
+      socket.on("unexpected-response", (_request, response) => {
+        const status = response.statusCode ?? 0;
+        response.resume();
+        settle(
+          status === 429
+            ? new PeerwireError("ERR_RATE_LIMITED", `${this.url} refused the connection: too many connections from this address`, { layer: "signaling" })
+            : new PeerwireError("ERR_CONNECTION_CLOSED", `${this.url} answered HTTP ${status} instead of a WebSocket upgrade`, { layer: "signaling" }),
+        );
+      });
       socket.on("message", (data, isBinary) => {
         let frame: Frame;
         try {

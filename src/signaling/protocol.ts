@@ -11,6 +11,7 @@ import { MsgpackShapeError, packValue, unpackChecked } from "../wire/msgpack.js"
  *   client → server   bind   { cert, sig, id? }            sig = ECDSA-SHA256("peerwire-bind-v1" ‖ nonce)
  *   both ways         connect { to|from, sid, d }  answer { to|from, sid, d }  candidate { to|from, sid, c }
  *                     end { to|from, sid }   (end of candidates)
+ *                     refuse { to|from, sid, code }   (the called peer declines a connect instead of answering it)
  * Clients name the recipient (`to`); the server replaces it with the sender's proven ID (`from`).
  */
 
@@ -23,11 +24,18 @@ const SESSION_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
 export type SignalingCode = Extract<ErrorCode, "ERR_PEER_NOT_FOUND" | "ERR_BIND_PROOF" | "ERR_RATE_LIMITED" | "ERR_SIGNALING_PROTOCOL" | "ERR_PEER_REJECTED">;
 
+/**
+ * Why a called peer declines a connect: too many attempts in progress, a dialer its allow-list does not name, a
+ * description it cannot use.
+ */
+export type RefusalCode = Extract<ErrorCode, "ERR_RATE_LIMITED" | "ERR_PEER_REJECTED" | "ERR_DESCRIPTION_INVALID">;
+
 export type RoutedFrame =
   | { t: "connect"; peer: string; sid: string; d: Uint8Array }
   | { t: "answer"; peer: string; sid: string; d: Uint8Array }
   | { t: "candidate"; peer: string; sid: string; c: string }
-  | { t: "end"; peer: string; sid: string };
+  | { t: "end"; peer: string; sid: string }
+  | { t: "refuse"; peer: string; sid: string; code: RefusalCode };
 
 export type Frame =
   | { t: "hello"; nonce: Uint8Array }
@@ -36,8 +44,14 @@ export type Frame =
   | { t: "error"; code: SignalingCode; message: string; sid?: string }
   | RoutedFrame;
 
-const ROUTED = new Set(["connect", "answer", "candidate", "end"]);
+const ROUTED = new Set(["connect", "answer", "candidate", "end", "refuse"]);
 const CODES = new Set<string>(["ERR_PEER_NOT_FOUND", "ERR_BIND_PROOF", "ERR_RATE_LIMITED", "ERR_SIGNALING_PROTOCOL", "ERR_PEER_REJECTED"]);
+const REFUSAL_CODES = new Set<string>(["ERR_RATE_LIMITED", "ERR_PEER_REJECTED", "ERR_DESCRIPTION_INVALID"]);
+
+/** The frame types a client may route to another peer. */
+export function isRoutedFrame(frame: Frame): frame is RoutedFrame {
+  return ROUTED.has(frame.t);
+}
 
 function invalid(message: string, cause?: unknown): PeerwireError {
   return new PeerwireError("ERR_SIGNALING_PROTOCOL", `signaling frame: ${message}`, { cause });
@@ -70,8 +84,9 @@ export function encodeFrame(frame: Frame, direction: "to" | "from" = "to"): Uint
 }
 
 /**
- * Decodes an untrusted frame: size cap, structural walk (no extension types, flat), strict schema per type,
- * unknown keys refused. `direction` is the routing key expected ("to" on the server, "from" on clients).
+ * Decodes an untrusted frame: size cap, structural walk (no extension types, flat, no key twice), strict schema
+ * per type, unknown keys refused. `direction` is the routing key expected ("to" on the server, "from" on
+ * clients). Anything else than a valid frame is ERR_SIGNALING_PROTOCOL.
  */
 export function decodeFrame(data: Uint8Array, direction: "to" | "from", maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Frame {
   let wire: unknown;
@@ -91,8 +106,9 @@ export function decodeFrame(data: Uint8Array, direction: "to" | "from", maxFrame
     answer: [direction, "sid", "d"],
     candidate: [direction, "sid", "c"],
     end: [direction, "sid"],
+    refuse: [direction, "sid", "code"],
   };
-  if (typeof type !== "string" || allowed[type] === undefined) throw invalid("unknown type");
+  if (typeof type !== "string" || !Object.hasOwn(allowed, type)) throw invalid("unknown type");
   for (const key of wire.keys()) {
     if (key !== "t" && !allowed[type]!.includes(key as string)) throw invalid(`unexpected field ${JSON.stringify(String(key).slice(0, 16))} in ${type}`);
   }
@@ -124,6 +140,8 @@ export function decodeFrame(data: Uint8Array, direction: "to" | "from", maxFrame
       return { t: type, peer, sid, d: bytes(get("d"), "d", MAX_DESCRIPTION_BYTES) };
     case "candidate":
       return { t: "candidate", peer, sid, c: text(get("c"), "c", (s) => s.length > 0 && s.length <= MAX_CANDIDATE_LENGTH) };
+    case "refuse":
+      return { t: "refuse", peer, sid, code: text(get("code"), "code", (s) => REFUSAL_CODES.has(s)) as RefusalCode };
     default:
       return { t: "end", peer, sid };
   }

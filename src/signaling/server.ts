@@ -1,11 +1,22 @@
 import { X509Certificate, randomBytes, verify } from "node:crypto";
 import { EventEmitter } from "node:events";
-import type { IncomingMessage } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from "node:http";
+import { createServer as createNetServer, isIPv6, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { PeerwireError } from "../errors.js";
 import { peerIdOf } from "../identity/fingerprint.js";
-import { DEFAULT_MAX_FRAME_BYTES, bindPayload, decodeFrame, encodeFrame, frameBytes, type Frame, type SignalingCode } from "./protocol.js";
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  bindPayload,
+  decodeFrame,
+  encodeFrame,
+  frameBytes,
+  isRoutedFrame,
+  type Frame,
+  type RoutedFrame,
+  type SignalingCode,
+} from "./protocol.js";
 import { StunResponder, type StunResponderOptions } from "./stun.js";
 
 export interface SignalingServerOptions {
@@ -15,10 +26,25 @@ export interface SignalingServerOptions {
   host?: string;
   /** Largest frame accepted; larger ones close the socket (ws limit). Default 64 KiB. */
   maxFrameBytes?: number;
-  /** Sustained frames per second per connection; a burst of twice as many is allowed. Default 20. */
+  /**
+   * Sustained frames per second per connection; a burst of twice as many is allowed. Default 20. A peer's
+   * `answer`, `candidate`, `end` and `refuse` frames in a session the server routed to it (its replies to a
+   * `connect`) are not counted: a flood of connects must not make the called peer a rate offender.
+   */
   messagesPerSecond?: number;
-  /** Open connections per remote IP. Default 16. */
+  /** `connect`s per second one dialer may send (to any peers), bursts of twice as many. Default 5. */
+  connectsPerSecond?: number;
+  /** `connect`s per second one peer may receive (from all dialers together), bursts of twice as many. Default 20. */
+  connectsPerTargetPerSecond?: number;
+  /**
+   * Of those, `connect`s per second one peer may receive from one source address (an IPv4 address or an IPv6
+   * /64), bursts of twice as many. Default 10: dialers from one host cannot take all of a peer's connects.
+   */
+  connectsPerTargetPerAddressPerSecond?: number;
+  /** Open TCP connections per remote IP, counted from the TCP accept (before the WebSocket upgrade). Default 16. */
   connectionsPerIp?: number;
+  /** A TCP connection must complete the WebSocket upgrade within this time, or it is destroyed. Default 10 000 ms. */
+  handshakeTimeoutMs?: number;
   /** A connection must bind within this time. Default 10 000 ms. */
   bindTimeoutMs?: number;
   /** A connection that answers no ping for this long is dropped. Default 60 000 ms. */
@@ -32,32 +58,71 @@ export interface SignalingServerOptions {
 }
 
 export interface SignalingServerStats {
+  /** WebSocket connections accepted (upgraded). */
   connections: number;
   bound: number;
   framesIn: number;
   framesRouted: number;
+  /** Frames a called peer sent in reply to a routed connect, routed without counting against its rate. */
+  repliesExempt: number;
   /** Frames refused, by error code sent back. */
   refused: Record<SignalingCode, number>;
-  /** Sockets closed for abuse (too many violations, oversized frames, per-IP limit, bind timeout). */
+  /** TCP connections closed before the upgrade: over `connectionsPerIp` (answered 429), or past `handshakeTimeoutMs`. */
+  handshakesRefused: number;
+  handshakeTimeouts: number;
+  /**
+   * Sockets closed for abuse (too many violations, oversized frames, per-IP limit, handshake or bind timeout,
+   * no pong).
+   */
   socketsClosed: number;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/** A session some dialer opened towards this client (a routed connect): its replies are not rate-counted. */
+interface RoutedSession {
+  expiresAt: number;
+  /** Reply frames still exempt (answer or refuse, candidates, end). */
+  budget: number;
 }
 
 interface Client {
   socket: WebSocket;
-  ip: string;
+  /** Source address for fairness: the IPv4 address, or the IPv6 /64. */
+  source: string;
   nonce: Uint8Array;
   peerId: string | undefined;
-  tokens: number;
-  refilledAt: number;
+  /** All frames from this connection. */
+  frames: Bucket;
+  /** Connects from this connection (as dialer). */
+  connects: Bucket;
+  /** Connects to this connection's peer (as target), from every dialer. */
+  inbound: Bucket;
+  /** The same, per source address of the dialers (least recently used first). */
+  inboundBySource: Map<string, Bucket>;
   violations: number;
   alive: boolean;
   bindTimer: NodeJS.Timeout | undefined;
   /** Session ids of this peer's connects not yet answered. */
   pending: Map<string, NodeJS.Timeout>;
+  /** Sessions routed to this peer, by `${dialer} ${sid}`, oldest first. */
+  routed: Map<string, RoutedSession>;
 }
 
 const PENDING_CONNECT_LIFETIME_MS = 30_000;
+/** How long a called peer's replies to a routed connect stay exempt (its dialer's connect timeout, and slack). */
+const ROUTED_SESSION_LIFETIME_MS = 60_000;
+/** Exempt replies per routed session: one answer or refusal, a description's worth of candidates (64), one end. */
+const ROUTED_SESSION_BUDGET = 66;
+/** Routed sessions remembered per peer; the oldest is forgotten first (its replies are then rate-counted). */
+const MAX_ROUTED_SESSIONS = 1024;
+/** Source addresses tracked per target; past it the least recently used is forgotten (and starts with a full burst). */
+const MAX_SOURCES_PER_TARGET = 1024;
 const CLOSE_POLICY = 1008;
+const TOO_MANY_CONNECTIONS = "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 
 /**
  * A rendezvous server: peers bind under their peer ID (proving the key), dialers send a description to a peer
@@ -71,7 +136,10 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
     bound: 0,
     framesIn: 0,
     framesRouted: 0,
+    repliesExempt: 0,
     refused: { ERR_PEER_NOT_FOUND: 0, ERR_BIND_PROOF: 0, ERR_RATE_LIMITED: 0, ERR_SIGNALING_PROTOCOL: 0, ERR_PEER_REJECTED: 0 },
+    handshakesRefused: 0,
+    handshakeTimeouts: 0,
     socketsClosed: 0,
   };
   readonly #options: Required<Omit<SignalingServerOptions, "stun">>;
@@ -79,6 +147,12 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
   readonly #peers = new Map<string, Client>();
   readonly #perIp = new Map<string, number>();
   readonly #clients = new Set<Client>();
+  /** Every TCP connection still open (upgraded or not). */
+  readonly #sockets = new Set<Socket>();
+  /** TCP connections that have not completed the upgrade, with their deadline. */
+  readonly #handshakes = new Map<Duplex, NodeJS.Timeout>();
+  #tcp: NetServer | undefined;
+  #http: HttpServer | undefined;
   #wss: WebSocketServer | undefined;
   #stun: StunResponder | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -90,12 +164,24 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
       host: options.host ?? "0.0.0.0",
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       messagesPerSecond: options.messagesPerSecond ?? 20,
+      connectsPerSecond: options.connectsPerSecond ?? 5,
+      connectsPerTargetPerSecond: options.connectsPerTargetPerSecond ?? 20,
+      connectsPerTargetPerAddressPerSecond: options.connectsPerTargetPerAddressPerSecond ?? 10,
       connectionsPerIp: options.connectionsPerIp ?? 16,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
       bindTimeoutMs: options.bindTimeoutMs ?? 10_000,
       idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
       maxPendingConnects: options.maxPendingConnects ?? 16,
       maxViolations: options.maxViolations ?? 10,
     };
+    for (const [name, value] of Object.entries(this.#options)) {
+      if (typeof value !== "number") continue; // host
+      // Rates may be fractional (a burst is twice the rate, so at least 0.5 lets one through); the rest are counts.
+      const ok = name.endsWith("PerSecond") ? value >= 0.5 : Number.isInteger(value) && value >= (name === "port" ? 0 : 1);
+      if (!Number.isFinite(value) || !ok) {
+        throw new PeerwireError("ERR_INVALID_ARGUMENT", `${name} is out of range: ${String(value)}`, { layer: "signaling" });
+      }
+    }
     this.#stunOptions = options.stun ?? false;
   }
 
@@ -106,7 +192,7 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
   }
 
   get port(): number {
-    return (this.#wss?.address() as AddressInfo | undefined)?.port ?? 0;
+    return (this.#tcp?.address() as AddressInfo | null | undefined)?.port ?? 0;
   }
 
   /** UDP port of the STUN responder, if enabled. */
@@ -115,14 +201,29 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
   }
 
   async listen(): Promise<this> {
-    const wss = new WebSocketServer({ port: this.#options.port, host: this.#options.host, maxPayload: this.#options.maxFrameBytes });
-    this.#wss = wss;
-    wss.on("connection", (socket, request) => this.#accept(socket, request));
-    await new Promise<void>((resolve, reject) => {
-      wss.once("listening", resolve);
-      wss.once("error", reject);
+    // The TCP listener is ours, so every connection is counted and timed from its accept, before any HTTP is
+    // parsed: a socket that never sends a request would otherwise stay open forever (Node's HTTP timeouts start
+    // with a request) and escape the per-IP limit (which ws applies only once upgraded).
+    const wss = new WebSocketServer({ noServer: true, maxPayload: this.#options.maxFrameBytes });
+    const http = createHttpServer();
+    http.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(request, socket, head));
+    http.on("request", (_request, response) => {
+      response.writeHead(426, { "content-type": "text/plain", connection: "close" });
+      response.end("peerwire signaling: WebSocket only\n");
     });
-    wss.on("error", () => undefined); // per-socket failures are handled per socket
+    http.on("clientError", (_error, socket: Duplex) => socket.destroy());
+    const tcp = createNetServer((socket) => this.#onTcp(socket));
+    this.#wss = wss;
+    this.#http = http;
+    this.#tcp = tcp;
+    await new Promise<void>((resolve, reject) => {
+      tcp.once("error", reject);
+      tcp.listen(this.#options.port, this.#options.host, () => {
+        tcp.off("error", reject);
+        resolve();
+      });
+    });
+    tcp.on("error", () => undefined); // per-socket failures are handled per socket
     if (this.#stunOptions !== false) this.#stun = await new StunResponder(this.#stunOptions).listen();
     // Ping every connection; one that did not answer the previous ping is gone.
     this.#heartbeat = setInterval(() => this.#sweep(), Math.max(50, this.#options.idleTimeoutMs / 2));
@@ -132,39 +233,88 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
 
   async close(): Promise<void> {
     clearInterval(this.#heartbeat);
-    const wss = this.#wss;
-    this.#wss = undefined;
-    if (wss !== undefined) {
-      for (const socket of wss.clients) socket.terminate();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    const tcp = this.#tcp;
+    this.#tcp = undefined;
+    if (tcp !== undefined) {
+      const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
+      for (const client of this.#clients) client.socket.terminate();
+      for (const socket of this.#sockets) socket.destroy();
+      for (const timer of this.#handshakes.values()) clearTimeout(timer);
+      this.#handshakes.clear();
+      await closed;
+      await new Promise<void>((resolve) => this.#wss!.close(() => resolve()));
     }
     await this.#stun?.close();
     this.emit("close");
   }
 
-  #accept(socket: WebSocket, request: IncomingMessage): void {
-    const ip = request.socket.remoteAddress ?? "?";
+  /** A TCP connection: counted against its IP, given handshakeTimeoutMs to upgrade, then handed to HTTP. */
+  #onTcp(socket: Socket): void {
+    socket.on("error", () => undefined);
+    const ip = socket.remoteAddress ?? "?";
     const open = (this.#perIp.get(ip) ?? 0) + 1;
     if (open > this.#options.connectionsPerIp) {
       this.stats.refused.ERR_RATE_LIMITED++;
+      this.stats.handshakesRefused++;
       this.stats.socketsClosed++;
-      socket.send(encodeFrame({ t: "error", code: "ERR_RATE_LIMITED", message: "too many connections from this address" }, "from"));
-      socket.close(CLOSE_POLICY, "too many connections");
+      // Said in HTTP, which the client's WebSocket handshake understands (ERR_RATE_LIMITED on its side); what it
+      // sends meanwhile is read and discarded, so the answer is not lost to a reset.
+      this.#sockets.add(socket);
+      socket.once("close", () => this.#sockets.delete(socket));
+      socket.end(TOO_MANY_CONNECTIONS);
+      socket.resume();
+      setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
     this.#perIp.set(ip, open);
+    this.#sockets.add(socket);
+    const deadline = setTimeout(() => {
+      this.#handshakes.delete(socket);
+      this.stats.handshakeTimeouts++;
+      this.stats.socketsClosed++;
+      socket.destroy();
+    }, this.#options.handshakeTimeoutMs);
+    this.#handshakes.set(socket, deadline);
+    socket.once("close", () => {
+      clearTimeout(this.#handshakes.get(socket));
+      this.#handshakes.delete(socket);
+      this.#sockets.delete(socket);
+      const left = (this.#perIp.get(ip) ?? 1) - 1;
+      if (left <= 0) this.#perIp.delete(ip);
+      else this.#perIp.set(ip, left);
+    });
+    this.#http!.emit("connection", socket);
+  }
+
+  #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (!this.#handshakes.has(socket) || this.#wss === undefined) {
+      socket.destroy(); // timed out meanwhile, or closing
+      return;
+    }
+    this.#wss.handleUpgrade(request, socket, head, (ws) => {
+      clearTimeout(this.#handshakes.get(socket));
+      this.#handshakes.delete(socket);
+      this.#accept(ws, sourceOf(request.socket.remoteAddress ?? "?"));
+    });
+  }
+
+  #accept(socket: WebSocket, source: string): void {
     this.stats.connections++;
+    const now = performance.now();
     const client: Client = {
       socket,
-      ip,
+      source,
       nonce: new Uint8Array(randomBytes(32)),
       peerId: undefined,
-      tokens: this.#options.messagesPerSecond * 2,
-      refilledAt: performance.now(),
+      frames: { tokens: this.#options.messagesPerSecond * 2, at: now },
+      connects: { tokens: this.#options.connectsPerSecond * 2, at: now },
+      inbound: { tokens: this.#options.connectsPerTargetPerSecond * 2, at: now },
+      inboundBySource: new Map(),
       violations: 0,
       alive: true,
       bindTimer: undefined,
       pending: new Map(),
+      routed: new Map(),
     };
     this.#clients.add(client);
     client.bindTimer = setTimeout(() => this.#drop(client, "bind timeout"), this.#options.bindTimeoutMs);
@@ -177,16 +327,24 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
 
   #onFrame(client: Client, data: RawData, isBinary: boolean): void {
     this.stats.framesIn++;
-    if (!this.#takeToken(client)) {
-      this.#refuse(client, "ERR_RATE_LIMITED", "too many frames");
-      return;
-    }
-    let frame: Frame;
+    let frame: Frame | undefined;
+    let malformed: string | undefined;
     try {
       if (!isBinary) throw new PeerwireError("ERR_SIGNALING_PROTOCOL", "frames are binary msgpack");
       frame = decodeFrame(frameBytes(data), "to", this.#options.maxFrameBytes);
     } catch (error) {
-      this.#refuse(client, "ERR_SIGNALING_PROTOCOL", (error as Error).message);
+      malformed = (error as Error).message;
+    }
+    // A peer's replies in a session routed to it are not counted: they answer someone else's connect.
+    const exempt = frame !== undefined && this.#isReply(client, frame);
+    if (exempt) {
+      this.stats.repliesExempt++;
+    } else if (!this.#take(client.frames, this.#options.messagesPerSecond)) {
+      this.#refuse(client, "ERR_RATE_LIMITED", "too many frames", frame !== undefined && isRoutedFrame(frame) ? frame.sid : undefined);
+      return;
+    }
+    if (frame === undefined) {
+      this.#refuse(client, "ERR_SIGNALING_PROTOCOL", malformed ?? "undecodable");
       return;
     }
     if (frame.t === "bind") {
@@ -197,11 +355,26 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
       this.#refuse(client, "ERR_SIGNALING_PROTOCOL", "bind first");
       return;
     }
-    if (frame.t === "connect" || frame.t === "answer" || frame.t === "candidate" || frame.t === "end") {
+    if (isRoutedFrame(frame)) {
       this.#route(client, client.peerId, frame);
       return;
     }
     this.#refuse(client, "ERR_SIGNALING_PROTOCOL", `${frame.t} is not sent by clients`);
+  }
+
+  /** True (and one reply of the session's budget used) if `frame` replies in a session routed to `client`. */
+  #isReply(client: Client, frame: Frame): boolean {
+    if (client.peerId === undefined || !isRoutedFrame(frame) || frame.t === "connect") return false;
+    const key = `${frame.peer} ${frame.sid}`;
+    const session = client.routed.get(key);
+    if (session === undefined) return false;
+    if (session.expiresAt <= performance.now() || session.budget <= 0) {
+      client.routed.delete(key);
+      return false;
+    }
+    session.budget--;
+    if (frame.t === "refuse") client.routed.delete(key); // a refusal ends the session
+    return true;
   }
 
   #bind(client: Client, frame: Extract<Frame, { t: "bind" }>): void {
@@ -219,6 +392,7 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
     }
     clearTimeout(client.bindTimer);
     if (client.peerId !== undefined && this.#peers.get(client.peerId) === client) this.#peers.delete(client.peerId);
+    if (client.peerId !== peerId) client.routed.clear();
     const previous = this.#peers.get(peerId);
     if (previous !== undefined && previous !== client) this.#drop(previous, "bound again elsewhere");
     client.peerId = peerId;
@@ -227,28 +401,69 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
     this.#send(client, { t: "bound", id: peerId });
   }
 
-  #route(client: Client, from: string, frame: Extract<Frame, { peer: string }>): void {
+  #route(client: Client, from: string, frame: RoutedFrame): void {
+    if (frame.t === "connect" && !this.#take(client.connects, this.#options.connectsPerSecond)) {
+      this.#refuse(client, "ERR_RATE_LIMITED", "too many connects from this peer", frame.sid);
+      return;
+    }
     const target = this.#peers.get(frame.peer);
     if (target === undefined) {
       this.#refuse(client, "ERR_PEER_NOT_FOUND", `no peer bound as ${frame.peer}`, frame.sid, false);
       return;
     }
-    if (frame.t === "connect" && !client.pending.has(frame.sid)) {
-      if (client.pending.size >= this.#options.maxPendingConnects) {
-        this.#refuse(client, "ERR_RATE_LIMITED", "too many pending connects", frame.sid);
+    if (frame.t === "connect") {
+      // Not the dialer's violation: the target may be flooded by others. The dialer learns it at once. The share
+      // of one source address is checked first, so a flood from one host leaves the rest to everyone else.
+      if (!this.#take(this.#sourceBucket(target, client.source), this.#options.connectsPerTargetPerAddressPerSecond)) {
+        this.#refuse(client, "ERR_RATE_LIMITED", `${frame.peer} receives too many connects from this address`, frame.sid, false);
         return;
       }
-      const timer = setTimeout(() => client.pending.delete(frame.sid), PENDING_CONNECT_LIFETIME_MS);
-      client.pending.set(frame.sid, timer);
+      if (!this.#take(target.inbound, this.#options.connectsPerTargetPerSecond)) {
+        this.#refuse(client, "ERR_RATE_LIMITED", `${frame.peer} receives too many connects`, frame.sid, false);
+        return;
+      }
+      if (!client.pending.has(frame.sid)) {
+        if (client.pending.size >= this.#options.maxPendingConnects) {
+          this.#refuse(client, "ERR_RATE_LIMITED", "too many pending connects", frame.sid);
+          return;
+        }
+        const timer = setTimeout(() => client.pending.delete(frame.sid), PENDING_CONNECT_LIFETIME_MS);
+        client.pending.set(frame.sid, timer);
+      }
+      this.#remember(target, `${from} ${frame.sid}`);
     }
-    if (frame.t === "answer") {
-      // The answer settles the dialer's pending connect.
+    if (frame.t === "answer" || frame.t === "refuse") {
+      // The reply settles the dialer's pending connect.
       const timer = target.pending.get(frame.sid);
       clearTimeout(timer);
       target.pending.delete(frame.sid);
     }
     this.stats.framesRouted++;
     this.#send(target, { ...frame, peer: from });
+  }
+
+  /** The bucket of connects to `target` from `source`, created full; kept in least-recently-used order. */
+  #sourceBucket(target: Client, source: string): Bucket {
+    const rate = this.#options.connectsPerTargetPerAddressPerSecond;
+    const bucket = target.inboundBySource.get(source) ?? { tokens: rate * 2, at: performance.now() };
+    target.inboundBySource.delete(source);
+    target.inboundBySource.set(source, bucket);
+    if (target.inboundBySource.size > MAX_SOURCES_PER_TARGET) {
+      const oldest = target.inboundBySource.keys().next().value;
+      if (oldest !== undefined) target.inboundBySource.delete(oldest);
+    }
+    return bucket;
+  }
+
+  /** Notes a session routed to `target`; forgets expired and, past the cap, the oldest ones. */
+  #remember(target: Client, key: string): void {
+    const now = performance.now();
+    target.routed.delete(key);
+    for (const [oldKey, session] of target.routed) {
+      if (session.expiresAt > now && target.routed.size < MAX_ROUTED_SESSIONS) break;
+      target.routed.delete(oldKey);
+    }
+    target.routed.set(key, { expiresAt: now + ROUTED_SESSION_LIFETIME_MS, budget: ROUTED_SESSION_BUDGET });
   }
 
   /** Answers with an error; `violation` counts towards closing the socket (a missing peer is not abuse). */
@@ -258,13 +473,13 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
     if (violation && ++client.violations >= this.#options.maxViolations) this.#drop(client, "too many refused frames");
   }
 
-  #takeToken(client: Client): boolean {
+  /** Token bucket: `rate` per second, bursts of twice as many. */
+  #take(bucket: Bucket, rate: number): boolean {
     const now = performance.now();
-    const rate = this.#options.messagesPerSecond;
-    client.tokens = Math.min(rate * 2, client.tokens + ((now - client.refilledAt) / 1000) * rate);
-    client.refilledAt = now;
-    if (client.tokens < 1) return false;
-    client.tokens -= 1;
+    bucket.tokens = Math.min(rate * 2, bucket.tokens + ((now - bucket.at) / 1000) * rate);
+    bucket.at = now;
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
     return true;
   }
 
@@ -284,9 +499,8 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
     clearTimeout(client.bindTimer);
     for (const timer of client.pending.values()) clearTimeout(timer);
     client.pending.clear();
-    const open = (this.#perIp.get(client.ip) ?? 1) - 1;
-    if (open <= 0) this.#perIp.delete(client.ip);
-    else this.#perIp.set(client.ip, open);
+    client.routed.clear();
+    client.inboundBySource.clear();
     if (client.peerId !== undefined && this.#peers.get(client.peerId) === client) this.#peers.delete(client.peerId);
   }
 
@@ -302,4 +516,16 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
       client.socket.ping();
     }
   }
+}
+
+/** A dialer's source for fairness: an IPv4 address as is (IPv4-mapped IPv6 too), an IPv6 address by its /64. */
+export function sourceOf(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped !== null) return mapped[1]!;
+  if (!isIPv6(address)) return address;
+  const [head = "", tail = ""] = address.split("::");
+  const left = head === "" ? [] : head.split(":");
+  const right = address.includes("::") ? (tail === "" ? [] : tail.split(":")) : [];
+  const groups = address.includes("::") ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right] : left;
+  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, "")).join(":")}::/64`;
 }

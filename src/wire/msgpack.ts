@@ -4,7 +4,9 @@ import { Packr, Unpackr } from "msgpackr";
  * msgpack for hostile input. msgpackr alone decodes extension types into objects (timestamp → Date), recurses
  * until the stack overflows on deep nesting, and shares module state across calls; so every frame is first
  * walked here, iteratively, against explicit limits. Only nil, booleans, numbers, strings, binary, arrays and
- * maps pass; maps decode to `Map` (never to plain objects, so `__proto__` is just a key).
+ * maps pass; maps decode to `Map` (never to plain objects, so `__proto__` is just a key). A map that names the
+ * same key twice is refused: msgpackr keeps the last value, so two readers of one frame (or a checker and a
+ * user) could disagree on what it says.
  */
 
 export interface MsgpackLimits {
@@ -36,8 +38,21 @@ function fixedWidth(byte: number): number | undefined {
   }
 }
 
+/** An array or map header met by the structural walk, in document (pre-)order. */
+interface ContainerHeader {
+  map: boolean;
+  /** Elements of an array; entries (key-value pairs) of a map. */
+  count: number;
+  offset: number;
+}
+
 /** Validates the structure of one msgpack value filling `bytes` exactly. Throws MsgpackShapeError. */
 export function checkMsgpackShape(bytes: Uint8Array, limits: MsgpackLimits): void {
+  walk(bytes, limits);
+}
+
+function walk(bytes: Uint8Array, limits: MsgpackLimits): ContainerHeader[] {
+  const containers: ContainerHeader[] = [];
   if (bytes.byteLength === 0) throw new MsgpackShapeError("empty input");
   if (bytes.byteLength > limits.maxBytes) throw new MsgpackShapeError(`${bytes.byteLength} bytes exceeds ${limits.maxBytes}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -69,6 +84,7 @@ export function checkMsgpackShape(bytes: Uint8Array, limits: MsgpackLimits): voi
       offset += width;
       continue;
     }
+    const start = offset - 1;
     let skip: number | undefined;
     let items: number | undefined;
     if (byte >= 0xa0 && byte <= 0xbf) skip = byte & 0x1f;
@@ -85,22 +101,60 @@ export function checkMsgpackShape(bytes: Uint8Array, limits: MsgpackLimits): voi
     if (skip !== undefined) {
       need(skip);
       offset += skip;
-    } else if (items !== undefined && items > 0) {
+      continue;
+    }
+    const map = (byte >= 0x80 && byte <= 0x8f) || byte === 0xde || byte === 0xdf;
+    const count = items ?? 0;
+    containers.push({ map, count: map ? count / 2 : count, offset: start });
+    if (count > 0) {
       // Each item takes at least one byte: a count larger than what is left is a lie, refuse it before looping.
-      if (items > bytes.byteLength - offset) throw new MsgpackShapeError(`container at byte ${offset} claims ${items} items`);
+      if (count > bytes.byteLength - offset) throw new MsgpackShapeError(`container at byte ${offset} claims ${count} items`);
       if (open.length > limits.maxDepth) throw new MsgpackShapeError(`nesting deeper than ${limits.maxDepth}`);
-      open.push(items);
+      open.push(count);
     }
   }
   if (offset !== bytes.byteLength) throw new MsgpackShapeError(`${bytes.byteLength - offset} trailing bytes`);
+  return containers;
 }
 
-/** checkMsgpackShape, then decode. Maps come back as `Map`, binary as `Uint8Array`. */
+/**
+ * Compares the decoded value with the headers the walk met, container by container in the same pre-order: a
+ * `Map` with fewer entries than its header announced had a key twice (msgpackr kept the last one). Keys are
+ * compared as the decoded `Map` compares them, so "t" as fixstr and as str8, or 1 as fixint and as uint8, collide.
+ */
+function checkDecodedContainers(value: unknown, containers: readonly ContainerHeader[]): void {
+  let index = 0;
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const item = pending.pop();
+    const isMap = item instanceof Map;
+    if (!isMap && !Array.isArray(item)) continue;
+    const header = containers[index++];
+    if (header === undefined || header.map !== isMap) throw new MsgpackShapeError("undecodable: decoded shape differs from the encoding");
+    const size = isMap ? item.size : item.length;
+    if (size !== header.count) {
+      if (isMap && size < header.count) throw new MsgpackShapeError(`duplicate key in the map at byte ${header.offset}`);
+      throw new MsgpackShapeError("undecodable: decoded shape differs from the encoding");
+    }
+    // Children in document order: pushed reversed so the first is visited next.
+    const children = isMap ? [...item].flat() : item;
+    for (let i = children.length - 1; i >= 0; i--) pending.push(children[i]);
+  }
+  if (index !== containers.length) throw new MsgpackShapeError("undecodable: decoded shape differs from the encoding");
+}
+
+/**
+ * checkMsgpackShape, then decode, then refuse maps with a duplicate key. Maps come back as `Map`, binary as
+ * `Uint8Array`.
+ */
 export function unpackChecked(bytes: Uint8Array, limits: MsgpackLimits): unknown {
-  checkMsgpackShape(bytes, limits);
+  const containers = walk(bytes, limits);
+  let value: unknown;
   try {
-    return unpackr.unpack(bytes);
+    value = unpackr.unpack(bytes);
   } catch (error) {
     throw new MsgpackShapeError(`undecodable: ${(error as Error).message}`);
   }
+  checkDecodedContainers(value, containers);
+  return value;
 }

@@ -106,6 +106,26 @@ describe("description codec", () => {
     assert.throws(() => decodeDescription(packValue([1, 2])), invalid);
   });
 
+  test("a key given twice is refused (msgpackr would keep the last value), however the key is spelled", () => {
+    /** The wire map from pairs as given, duplicates included (a Map cannot hold them). */
+    const pairs = (entries: Array<[Uint8Array, unknown]>) =>
+      Uint8Array.from([0x80 + entries.length, ...entries.flatMap(([key, value]) => [...key, ...packValue(value)])]);
+    const key = (name: string) => packValue(name);
+    const str8 = (name: string) => Uint8Array.from([0xd9, name.length, ...Buffer.from(name)]);
+    const fields = validWire.map(([k, v]) => [key(k as string), v] as [Uint8Array, unknown]);
+    assert.ok(decodeDescription(pairs(fields)));
+    const twice: Array<[Array<[Uint8Array, unknown]>, string]> = [
+      [[...fields, [key("u"), "efgh"]], "ufrag twice"],
+      [[...fields, [str8("u"), "efgh"]], "ufrag twice, once as fixstr and once as str8"],
+      [[...fields, [key("c"), ["1 1 udp 1 203.0.113.9 9 typ host"]]], "candidates twice (the second list would win)"],
+      [[...fields, [key("f"), ["sha-256", new Uint8Array(32).fill(1)]]], "fingerprint twice"],
+    ];
+    for (const [entries, what] of twice) {
+      assert.throws(() => decodeDescription(pairs(entries)), (e) => invalid(e) && /duplicate key/.test((e as Error).message), what);
+      assert.throws(() => descriptionFromToken(`pw1.${Buffer.from(pairs(entries)).toString("base64url")}`), invalid, what);
+    }
+  });
+
   test("hostile encodings: extension types, 0xc1, trailing bytes, deep nesting, lying lengths, oversize", () => {
     const valid = wire(validWire);
     const hostile: Uint8Array[] = [
