@@ -363,18 +363,27 @@ export const nodeDataChannel: BenchSystem = {
     const b = new ndc.PeerConnection("bench-b", config);
     const loopback = (candidate: string) => / 127\.\d+\.\d+\.\d+ /.test(candidate);
     // libdatachannel aborts the process on a candidate that arrives before the remote description: queue them.
+    // These calls run inside libdatachannel's callbacks, where a throw (a peer already closed: "remote candidate
+    // without ICE transport") terminates the process: a failure here is a lost candidate, as on a network.
+    const safely = (call: () => void) => {
+      try {
+        call();
+      } catch {
+        // The connection then fails or times out, and the measurement counts as failed.
+      }
+    };
     const signalTo = (peer: InstanceType<NodeDataChannel["PeerConnection"]>) => {
       let described = false;
       const queued: Array<[string, string]> = [];
       return {
         description(sdp: string, type: Parameters<typeof peer.setRemoteDescription>[1]) {
-          peer.setRemoteDescription(sdp, type);
+          safely(() => peer.setRemoteDescription(sdp, type));
           described = true;
-          for (const [candidate, mid] of queued.splice(0)) peer.addRemoteCandidate(candidate, mid);
+          for (const [candidate, mid] of queued.splice(0)) safely(() => peer.addRemoteCandidate(candidate, mid));
         },
         candidate(candidate: string, mid: string) {
           if (!loopback(candidate)) return;
-          if (described) peer.addRemoteCandidate(candidate, mid);
+          if (described) safely(() => peer.addRemoteCandidate(candidate, mid));
           else queued.push([candidate, mid]);
         },
       };
