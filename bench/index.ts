@@ -18,11 +18,20 @@ import { childViolations, twoProcessTransfers, udpAcrossProcesses } from "./proc
 import type { ChildSystem, TransferSpec } from "./protocol.js";
 import { aesGcmLimit, closeShared, crc32cLimit, nodeDataChannel, peerwire, peerwireLossyThroughput, udpLimit, weriftByHandConnect, weriftPeerConnection, type BenchSystem } from "./systems.js";
 
-const { values } = parseArgs({ options: { quick: { type: "boolean", default: false }, out: { type: "string", default: "bench/results" } } });
+const { values } = parseArgs({
+  options: { quick: { type: "boolean", default: false }, out: { type: "string", default: "bench/results" }, soak: { type: "string" } },
+});
 const MiB = 1024 * 1024;
 const config = values.quick
   ? { repetitions: 5, throughputBytes: 8 * MiB, roundTrips: 100, limitBytes: 16 * MiB, scaling: [1, 10], scalingRepetitions: 2, lossyBytes: 4 * MiB, lossyRepetitions: 2, natBytes: 4 * MiB, natRepetitions: 1, twoProcessRepetitions: 5, twoProcessBytes: 16 * MiB, coldBytes: 4 * MiB, soakConnects: 100, udpRounds: 1000 }
   : { repetitions: 20, throughputBytes: 64 * MiB, roundTrips: 500, limitBytes: 64 * MiB, scaling: [1, 10, 50], scalingRepetitions: 3, lossyBytes: 16 * MiB, lossyRepetitions: 5, natBytes: 16 * MiB, natRepetitions: 5, twoProcessRepetitions: 8, twoProcessBytes: 64 * MiB, coldBytes: 4 * MiB, soakConnects: 1000, udpRounds: 5000 };
+// --soak N: that many sequential connects in the soak row, whatever the mode (e.g. a quick run with the full
+// run's 1,000).
+if (values.soak !== undefined) {
+  const soak = Number(values.soak);
+  if (!(Number.isInteger(soak) && soak > 0)) throw new Error("--soak takes a positive whole number");
+  config.soakConnects = soak;
+}
 const MESSAGE = 16 * 1024;
 
 interface Sample {
