@@ -15,7 +15,7 @@ import { createSocket } from "node:dgram";
 import { randomBytes } from "node:crypto";
 import { installNetworkGuard } from "../test/helpers/network-guard.js";
 import type { FromChild, ToChild, TransferSpec, ChildSystem } from "./protocol.js";
-import { isLoopbackCandidate } from "./protocol.js";
+import { isLoopbackCandidate, weriftLoopbackConfig } from "./protocol.js";
 
 const guard = installNetworkGuard();
 let exiting = false;
@@ -250,14 +250,7 @@ async function prepareWerift(): Promise<Prepared> {
   };
   return {
     async connect(role) {
-      const pc = new RTCPeerConnection({
-        iceServers: [{ urls: `stun:127.0.0.1:${responder.port}` }],
-        iceUseIpv4: false,
-        iceUseIpv6: false,
-        iceAdditionalHostAddresses: ["127.0.0.1"],
-        iceInterfaceAddresses: { udp4: "127.0.0.1" },
-        iceFilterCandidatePair: (pair: { remoteCandidate: { host: string } }) => pair.remoteCandidate.host.startsWith("127."),
-      } as ConstructorParameters<typeof RTCPeerConnection>[0]);
+      const pc = new RTCPeerConnection(weriftLoopbackConfig(responder.port) as ConstructorParameters<typeof RTCPeerConnection>[0]);
       const accepted: Array<(link: Link) => void> = [];
       pc.onDataChannel.subscribe((channel) => {
         const link = channelLink(adapt(channel), 128 * 1024);

@@ -65,3 +65,19 @@ export function combineTransfers(specs: TransferSpec[], sender: Array<Extract<Fr
     return { label: spec.label, mbps: megabytes / (sent.ms / 1000), cpuMsPerMB: (sent.cpuMs + received.cpuMs) / megabytes };
   });
 }
+
+/**
+ * werift RTCPeerConnection's configuration on loopback only: a local STUN responder instead of its Google default,
+ * 127.0.0.1 as its one interface, and pairs only towards 127.x (shared by the one- and two-process rows).
+ */
+export function weriftLoopbackConfig(stunPort: number | undefined) {
+  if (stunPort === undefined) throw new Error("the local STUN responder is not listening");
+  return {
+    iceServers: [{ urls: `stun:127.0.0.1:${stunPort}` }],
+    iceUseIpv4: false,
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: ["127.0.0.1"],
+    iceInterfaceAddresses: { udp4: "127.0.0.1" },
+    iceFilterCandidatePair: (pair: { remoteCandidate: { host: string } }) => pair.remoteCandidate.host.startsWith("127."),
+  };
+}

@@ -13,6 +13,7 @@ import { Association } from "../src/sctp/index.js";
 import { crc32c } from "../src/sctp/crc32c.js";
 import { StunResponder } from "../src/signaling/index.js";
 import { createMemoryPair } from "../src/transport/index.js";
+import { weriftLoopbackConfig } from "./protocol.js";
 
 export interface ConnectedPair {
   /** Connect time in ms, and per phase where the system reports phases. */
@@ -188,14 +189,7 @@ export const weriftPeerConnection: BenchSystem = {
   async connect() {
     stun ??= new StunResponder({ host: "127.0.0.1", requestsPerSecond: 1e6 }).listen();
     const responder = await stun;
-    const config = {
-      iceServers: [{ urls: `stun:127.0.0.1:${responder.port}` }],
-      iceUseIpv4: false,
-      iceUseIpv6: false,
-      iceAdditionalHostAddresses: ["127.0.0.1"],
-      iceInterfaceAddresses: { udp4: "127.0.0.1" },
-      iceFilterCandidatePair: (pair: { remoteCandidate: { host: string } }) => pair.remoteCandidate.host.startsWith("127."),
-    };
+    const config = weriftLoopbackConfig(responder.port);
     const started = performance.now();
     const offerer = new RTCPeerConnection(config as ConstructorParameters<typeof RTCPeerConnection>[0]);
     const answerer = new RTCPeerConnection(config as ConstructorParameters<typeof RTCPeerConnection>[0]);
