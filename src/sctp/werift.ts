@@ -241,6 +241,10 @@ export class WeriftDataPath {
 
   /** Stops the data path's timers; werift's own stop() follows. */
   stop(): void {
+    // A SACK still waiting for the end of this turn goes out first: the peer learns that what it sent last (often
+    // the message that made the application close) arrived, and its stream ends cleanly instead of with
+    // ERR_STREAM_CLOSED when the ABORT follows.
+    if (this.#unacknowledgedPackets > 0 && !this.#stopped) this.#sendSack();
     this.#stopped = true;
     this.#sender?.stop();
   }

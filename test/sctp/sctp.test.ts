@@ -269,3 +269,24 @@ describe("SCTP inbound flow control", () => {
     await a.close();
   });
 });
+
+describe("SCTP close right after the last message", () => {
+  test("a peer that closes the association on receiving our last message still acknowledges it first: our stream ends cleanly", async () => {
+    const { client, server } = await associationPair();
+    const accepted = once(server, "stream") as Promise<[Stream]>;
+    const stream = await client.openStream();
+    const [peer] = await accepted;
+    // The peer has finished its own side already, so its close() has nothing to wait for: it closes in the same
+    // turn as our message arrives, as the CLI's sender does on the receiver's verification.
+    peer.end();
+    await once(peer, "finish");
+    peer.on("data", () => void server.close());
+    const errors: Error[] = [];
+    stream.on("error", (error) => errors.push(error));
+    stream.resume();
+    stream.end(Buffer.from("the last message"));
+    await once(stream, "close");
+    assert.deepEqual(errors.map((e) => (e as { code?: string }).code), []);
+    await client.close();
+  });
+});
