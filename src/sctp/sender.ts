@@ -67,7 +67,7 @@ export interface SendOptions {
 
 export interface SenderIo {
   /** Sends DATA chunks bundled in one packet (`size` = their encoded size). */
-  sendData(chunks: readonly OutChunkView[], size: number): void;
+  sendData(chunks: readonly OutgoingData[], size: number): void;
   sendForwardTsn(cumulativeTsn: number, streams: ReadonlyArray<readonly [number, number]>): void;
   /** Next SSN for an ordered message on `streamId`, and advances it (kept by werift: stream resets clear it). */
   takeSsn(streamId: number): number;
@@ -76,8 +76,6 @@ export interface SenderIo {
   /** T3 expired MAX_RETRANSMISSIONS times in a row without the peer acknowledging anything (RFC 9260 §8.1). */
   failed(): void;
 }
-
-export type OutChunkView = OutgoingData;
 
 export interface SenderStats {
   packetsSent: number;

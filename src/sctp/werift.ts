@@ -34,7 +34,6 @@ interface WeriftSctp {
   /** Seconds; werift's own timers (INIT, reconfiguration, heartbeat) run on it. */
   rto: number;
   outboundStreamSeq: Record<number, number | undefined>;
-  inboundStreams: Record<number, unknown>;
   reconfigQueue: number[];
   reconfigResponseSeq: number;
   readonly isStopped: boolean;
@@ -79,7 +78,6 @@ const SCTP_SHAPE: MemberSpec = {
   flightSize: { kind: "number" },
   rto: { kind: "number" },
   outboundStreamSeq: { kind: "object" },
-  inboundStreams: { kind: "object" },
   reconfigQueue: { kind: "array" },
   reconfigResponseSeq: { kind: "number" },
   isStopped: { kind: "boolean" },
@@ -252,11 +250,6 @@ export class WeriftDataPath {
   /** Whether a packet whose checksum field is 0 passes (see checkPacket): we announced RFC 9653. */
   get acceptsZeroChecksum(): boolean {
     return this.#acceptZeroChecksum;
-  }
-
-  /** Whether our packets carry a zero checksum (the peer announced RFC 9653 for DTLS). */
-  get sendsZeroChecksum(): boolean {
-    return this.#checksum === "zero";
   }
 
   /** Checked packet in (see checkPacket); never throws. */
