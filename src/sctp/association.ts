@@ -5,6 +5,7 @@ import type { DatagramTransport } from "../transport/contract.js";
 import { Ppid, decodeDcep, encodeAck, encodeOpen, type ChannelParameters } from "./dcep.js";
 import { checkPacket, type PacketRejection } from "./packet.js";
 import { lastTsnOf, type SendOptions } from "./sender.js";
+import { tsnAtLeast } from "./serial.js";
 import { Stream, type StreamLink } from "./stream.js";
 import { WeriftDataPath, type DataPathDropReason } from "./werift.js";
 
@@ -82,11 +83,6 @@ const MAX_TSN_AHEAD = 16_384;
 
 const SCTP_PORT = 5000;
 const MAX_STREAM_ID = 65534;
-
-/** Serial-number comparison (RFC 1982) for 32-bit TSNs: a ≥ b. */
-function tsnAtLeast(a: number, b: number): boolean {
-  return ((a - b) >>> 0) < 0x80000000;
-}
 
 interface StreamState {
   stream: Stream;

@@ -1,5 +1,6 @@
 import { COMMON_HEADER, DATA_FLAG_BEGIN, DATA_FLAG_END, DATA_FLAG_UNORDERED, DATA_HEADER, dataChunkSize, type OutgoingData } from "./wire.js";
 import { Deque } from "./deque.js";
+import { tsnAfter, tsnAtLeast } from "./serial.js";
 
 /**
  * The sending half of SCTP's data path (RFC 9260 §6.1–6.3, §7; RFC 3758 partial reliability): fragmentation,
@@ -86,9 +87,6 @@ export interface SenderStats {
   sacksInvalid: number;
 }
 
-/** Serial-number comparisons (RFC 1982) for 32-bit TSNs. */
-const after = (a: number, b: number) => a !== b && ((a - b) >>> 0) < 0x80000000;
-const atLeast = (a: number, b: number) => ((a - b) >>> 0) < 0x80000000;
 
 export class Sender {
   /** The next TSN to assign. */
@@ -182,14 +180,14 @@ export class Sender {
   onSack(cumulativeTsn: number, window: number, gapStarts: Uint16Array, gapEnds: Uint16Array): boolean {
     if (this.#stopped) return true;
     this.stats.sacksReceived++;
-    if (after(this.cumulativeAcked, cumulativeTsn)) return true; // older than one already processed
+    if (tsnAfter(this.cumulativeAcked, cumulativeTsn)) return true; // older than one already processed
     const highestSent = this.#highestSent;
-    if (after(cumulativeTsn, highestSent) || !gapsValid(cumulativeTsn, highestSent, gapStarts, gapEnds)) {
+    if (tsnAfter(cumulativeTsn, highestSent) || !gapsValid(cumulativeTsn, highestSent, gapStarts, gapEnds)) {
       this.stats.sacksInvalid++;
       return false;
     }
     const now = performance.now();
-    const advanced = after(cumulativeTsn, this.cumulativeAcked);
+    const advanced = tsnAfter(cumulativeTsn, this.cumulativeAcked);
     // The peer is alive (RFC 9260 §8.1 resets the error counter on acknowledgements; a SACK that acknowledges
     // nothing new answers our zero-window probe while its reader is slow, which must not count as unreachable).
     this.#consecutiveT3 = 0;
@@ -199,7 +197,7 @@ export class Sender {
     // The RTT sample (§6.3.1) comes from the highest TSN this SACK newly acknowledges: it has just arrived at the
     // peer. A chunk that waited below a hole would measure the hole; one sent twice is ambiguous (Karn).
     let newest: OutChunk | undefined;
-    while (this.#outstanding.length > 0 && atLeast(cumulativeTsn, this.#outstanding.peek()!.tsn)) {
+    while (this.#outstanding.length > 0 && tsnAtLeast(cumulativeTsn, this.#outstanding.peek()!.tsn)) {
       const chunk = this.#outstanding.shift()!;
       if (!chunk.acked) {
         ackedBytes += chunk.data.byteLength;
@@ -358,7 +356,7 @@ export class Sender {
     let highestNewlyAcked: number | undefined;
     let newest: OutChunk | undefined;
     for (const chunk of this.#outstanding) {
-      if (after(chunk.tsn, highest)) break;
+      if (tsnAfter(chunk.tsn, highest)) break;
       const offset = (chunk.tsn - cumulativeTsn) >>> 0;
       while (offset > ends[block]!) block++;
       if (offset >= starts[block]! && !chunk.acked) {
@@ -372,7 +370,7 @@ export class Sender {
     let loss = false;
     if (highestNewlyAcked === undefined) return { ackedBytes, loss, newest };
     for (const chunk of this.#outstanding) {
-      if (after(chunk.tsn, highestNewlyAcked)) break;
+      if (tsnAfter(chunk.tsn, highestNewlyAcked)) break;
       if (chunk.acked || chunk.retransmit || chunk.message.abandoned) continue;
       if (++chunk.misses < 3) continue;
       chunk.misses = 0;
@@ -391,7 +389,7 @@ export class Sender {
     if (loss) this.#fastRecoveryTransmit = true;
     if (this.#fastRecoveryExit !== undefined) {
       // §7.2.4: in Fast Recovery, cwnd changes neither down (further losses) nor up, until it is exited.
-      if (atLeast(cumulativeTsn, this.#fastRecoveryExit)) this.#fastRecoveryExit = undefined;
+      if (tsnAtLeast(cumulativeTsn, this.#fastRecoveryExit)) this.#fastRecoveryExit = undefined;
       return;
     }
     if (ackedBytes > 0 && windowWasFull) {
@@ -461,14 +459,14 @@ export class Sender {
 
   /** RFC 3758 §3.5 C: abandoned chunks at the head are skipped with FORWARD-TSN until the peer acknowledges it. */
   #advancePeerAckPoint(): void {
-    if (after(this.cumulativeAcked, this.#advancedPeerAckPoint)) this.#advancedPeerAckPoint = this.cumulativeAcked;
+    if (tsnAfter(this.cumulativeAcked, this.#advancedPeerAckPoint)) this.#advancedPeerAckPoint = this.cumulativeAcked;
     while (this.#outstanding.length > 0 && this.#outstanding.peek()!.message.abandoned) {
       const chunk = this.#outstanding.shift()!;
       this.#settle(chunk);
       this.#advancedPeerAckPoint = chunk.tsn;
       this.#skipped.set(chunk.streamId, (chunk.flags & DATA_FLAG_UNORDERED) === 0 ? chunk.ssn : this.#skipped.get(chunk.streamId));
     }
-    if (after(this.#advancedPeerAckPoint, this.cumulativeAcked)) this.#forwardTsnDue = true;
+    if (tsnAfter(this.#advancedPeerAckPoint, this.cumulativeAcked)) this.#forwardTsnDue = true;
     else this.#skipped.clear();
   }
 

@@ -5,6 +5,7 @@ import type { PeerwireError } from "../errors.js";
 import { ChunkType } from "./packet.js";
 import { Receiver, type ReceiveOutcome, type ReceiverLimits } from "./receiver.js";
 import { Sender, type SendOptions } from "./sender.js";
+import { tsnAtLeast } from "./serial.js";
 import { COMMON_HEADER, DATA_HEADER, decodeForwardTsn, decodeSack, encodeDataPacket, encodeForwardTsnPacket, encodeSackPacket, padded, type ChecksumMode, type OutgoingData } from "./wire.js";
 
 /**
@@ -464,7 +465,7 @@ export class WeriftDataPath {
       requireMembers(param, RESET_REQUEST_SHAPE, "werift-sctp OutgoingSSNResetRequestParam", "sctp");
       const request = param as ResetRequest;
       const received = this.#receiver?.cumulativeTsn ?? werift.lastReceivedTsn;
-      const complete = received !== undefined && ((received - request.lastTsn) >>> 0) < 0x80000000;
+      const complete = received !== undefined && tsnAtLeast(received, request.lastTsn);
       const response = Buffer.alloc(8);
       response.writeUInt32BE(request.requestSequence, 0);
       response.writeUInt32BE(complete ? RESULT_PERFORMED : RESULT_IN_PROGRESS, 4);
