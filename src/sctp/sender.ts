@@ -87,7 +87,6 @@ export interface SenderStats {
   sacksInvalid: number;
 }
 
-
 export class Sender {
   /** The next TSN to assign. */
   nextTsn: number;
