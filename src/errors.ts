@@ -11,7 +11,9 @@ export type Layer =
   | "ice"
   | "dtls"
   | "sctp"
+  | "trust"
   | "signaling"
+  | "mdns"
   | "peer"
   | "cli";
 
@@ -45,16 +47,38 @@ export const ERROR_CODES = {
     layer: "sctp",
     summary: "The peer broke SCTP's rules in a way that cannot be recovered (e.g. a message that can never complete); it is cut off.",
   },
+  ERR_REFUSED_BY_PEER: {
+    layer: "dtls",
+    summary: "The peer refused this side's certificate after the handshake (it sent a fatal access_denied or bad_certificate alert).",
+  },
+  ERR_PEER_CHANGED: {
+    layer: "trust",
+    summary: "A known peer (trust on first use) presented a different certificate than the one recorded; the message shows both fingerprints.",
+  },
+  ERR_CERT_UNTRUSTED: { layer: "trust", summary: "The peer certificate does not chain to a trusted CA (or lacks a required key usage)." },
+  ERR_CERT_EXPIRED: { layer: "trust", summary: "The peer certificate, or a certificate in its chain, is outside its validity period." },
+  ERR_CERT_REVOKED: { layer: "trust", summary: "The peer certificate is revoked by a current CRL of its CA." },
+  ERR_CRL_STALE: { layer: "trust", summary: "The CA has no current CRL (missing, or past its nextUpdate), and the policy fails closed." },
+  ERR_STREAM_LIMIT: { layer: "sctp", summary: "The peer opened more inbound streams than the configured limit; it is cut off." },
   ERR_SIGNALING_PROTOCOL: { layer: "signaling", summary: "A signaling frame is malformed or unexpected." },
   ERR_PEER_NOT_FOUND: { layer: "signaling", summary: "No peer is bound under the requested peer ID." },
   ERR_BIND_PROOF: { layer: "signaling", summary: "A bind did not prove the certificate's key or peer ID." },
   ERR_RATE_LIMITED: { layer: "signaling", summary: "A signaling limit (rate, connections, pending, a listener's attempts) was exceeded." },
+  ERR_CLUSTER_UNAVAILABLE: {
+    layer: "signaling",
+    summary: "The signaling cluster's shared store (Redis) cannot be reached.",
+  },
+  ERR_SELF_DIAL: { layer: "signaling", summary: "A dial targets the dialer's own peer ID." },
   ERR_TIMEOUT: { layer: "peer", summary: "An operation did not complete within its timeout." },
   ERR_ABORTED: { layer: "peer", summary: "An operation was cancelled through its AbortSignal." },
   ERR_CONNECTION_CLOSED: { layer: "peer", summary: "The connection closed while an operation was pending." },
   ERR_WERIFT_INCOMPATIBLE: {
     layer: "peer",
     summary: "The installed werift lacks an internal member peerwire's boundary relies on (the error names it).",
+  },
+  ERR_TRANSFER_FAILED: {
+    layer: "cli",
+    summary: "A file transfer failed (unreadable source, unwritable target, incomplete or refused transfer, receiver busy).",
   },
 } as const satisfies Record<string, { layer: Layer; summary: string }>;
 
