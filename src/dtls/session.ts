@@ -1,4 +1,4 @@
-import { PeerwireError, abortError } from "../errors.js";
+import { PeerwireError, abortError, type ErrorCode } from "../errors.js";
 import type { Identity } from "../identity/identity.js";
 import { BaseDatagramTransport } from "../transport/base.js";
 import type { DatagramTransport } from "../transport/contract.js";
@@ -48,6 +48,65 @@ export interface DtlsStats {
 
 /** Application data received before verification finished is held, up to this many datagrams. */
 const MAX_UNVERIFIED_DATAGRAMS = 64;
+
+/** Alert descriptions (RFC 5246 §7.2.2), for messages. */
+const ALERT_NAMES: Readonly<Record<number, string>> = {
+  0: "close_notify",
+  10: "unexpected_message",
+  20: "bad_record_mac",
+  22: "record_overflow",
+  40: "handshake_failure",
+  42: "bad_certificate",
+  43: "unsupported_certificate",
+  44: "certificate_revoked",
+  45: "certificate_expired",
+  46: "certificate_unknown",
+  47: "illegal_parameter",
+  48: "unknown_ca",
+  49: "access_denied",
+  50: "decode_error",
+  51: "decrypt_error",
+  70: "protocol_version",
+  71: "insufficient_security",
+  80: "internal_error",
+  90: "user_canceled",
+  100: "no_renegotiation",
+  110: "unsupported_extension",
+};
+const alertName = (description: number) => ALERT_NAMES[description] ?? `alert ${description}`;
+
+/** Alerts that say the peer checked our certificate and refused it (RFC 5246 §7.2.2). */
+const REFUSAL_ALERTS: ReadonlySet<number> = new Set([42, 43, 44, 45, 46, 48, 49]);
+
+/**
+ * The alert telling the peer why we end the handshake after verifying it (the peer then fails at once, not
+ * after its timeout). Timeouts and aborts send none: nothing was decided about the peer.
+ */
+const ALERT_FOR_FAILURE: Partial<Readonly<Record<ErrorCode, number>>> = {
+  ERR_HANDSHAKE_FAILED: 40, // handshake_failure
+  ERR_HANDSHAKE_SIGNATURE: 51, // decrypt_error: a signature or Finished did not verify
+  ERR_FINGERPRINT_MISMATCH: 42, // bad_certificate: not the certificate announced
+  ERR_PEER_ID_MISMATCH: 42,
+  ERR_CERT_REVOKED: 44, // certificate_revoked
+  ERR_CERT_EXPIRED: 45, // certificate_expired
+  ERR_CRL_STALE: 46, // certificate_unknown: revocation status unknown
+  ERR_CERT_UNTRUSTED: 48, // unknown_ca
+  ERR_PEER_REJECTED: 49, // access_denied
+  ERR_PEER_CHANGED: 49,
+};
+
+/** How long a refusal waits for its alert to leave before the transports close (a local send: milliseconds). */
+const ALERT_SEND_BOUND_MS = 200;
+
+/** The error for an alert that ends the session: the peer refused us, or the handshake failed at its end. */
+function alertError(level: number, description: number, handshaking: boolean): PeerwireError {
+  const name = alertName(description);
+  if (REFUSAL_ALERTS.has(description)) {
+    return new PeerwireError("ERR_REFUSED_BY_PEER", `the peer refused this side's certificate (${name})`);
+  }
+  if (handshaking) return new PeerwireError("ERR_HANDSHAKE_FAILED", `the peer ended the DTLS handshake (${level === 2 ? "fatal " : ""}${name})`);
+  return new PeerwireError("ERR_CONNECTION_CLOSED", `peer closed the DTLS session (${name})`, { layer: "dtls" });
+}
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -152,6 +211,11 @@ export class DtlsTransport extends BaseDatagramTransport {
       this.stats.dropped[refused]++;
     } else if (this.#handshakeComplete) {
       this.#protected(datagram, start, end, contentType, epoch); // epoch 0 was refused above
+    } else if (contentType === ContentType.alert && epoch === 0) {
+      // A plaintext alert during the handshake: the only way a peer without keys yet can say no. It comes from
+      // the path ICE selected (the ICE guard lets nothing else through), so a fatal one ends the handshake now
+      // instead of at its timeout. werift would take any alert, even a warning, as a close.
+      this.#onAlert(Buffer.from(datagram.subarray(start + RECORD_HEADER_LENGTH, end)));
     } else {
       // During the handshake every record goes through the orderer, in message_seq order.
       const record: RecordView = {
@@ -233,20 +297,20 @@ export class DtlsTransport extends BaseDatagramTransport {
     }
   }
 
-  /** An authenticated alert (RFC 5246 §7.2): close_notify or a fatal alert ends the session; warnings are ignored. */
+  /**
+   * An alert (RFC 5246 §7.2): close_notify or a fatal alert ends the session, or the handshake in progress, with
+   * the alert named; warnings are ignored. After the handshake only authenticated alerts get here.
+   */
   #onAlert(plaintext: Buffer): void {
     if (plaintext.length !== 2) {
       this.stats.dropped["malformed-record"]++;
       return;
     }
     const [level, description] = [plaintext[0]!, plaintext[1]!];
-    if (level === 2 || description === 0) this.#peerClosed();
-  }
-
-  /** The peer sent an alert that ends the session (werift reports every alert it sees as a close). */
-  #peerClosed(): void {
-    if (this.#settleHandshake !== undefined) this.#settleHandshake(new PeerwireError("ERR_HANDSHAKE_FAILED", "peer sent an alert during the handshake"));
-    else if (this.#verified) this.shutdown(new PeerwireError("ERR_CONNECTION_CLOSED", "peer closed the DTLS session", { layer: "dtls" }));
+    if (level !== 2 && description !== 0) return;
+    const error = alertError(level, description, this.#settleHandshake !== undefined);
+    if (this.#settleHandshake !== undefined) this.#settleHandshake(error);
+    else if (this.#verified) this.shutdown(error);
   }
 
   /** Runs the handshake and the verification; resolves once the peer is authenticated and accepted. */
@@ -318,24 +382,54 @@ export class DtlsTransport extends BaseDatagramTransport {
       this.onClose((error) =>
         settle(new PeerwireError("ERR_HANDSHAKE_FAILED", "transport closed during the DTLS handshake", { cause: error })),
       );
-      // werift reports any alert it sees as a close: during the handshake (plaintext alerts, before any key)
-      // that is the peer refusing us. Encrypted alerts never reach werift (#onAlert).
-      this.#werift.socket.onClose.subscribe(() => this.#peerClosed());
+      // werift reports an alert it sees as a close; none reaches it (#inbound and #protected take them all), but
+      // if one did, the handshake would be dead in werift: end it now rather than at the timeout.
+      this.#werift.socket.onClose.subscribe(() => settle(new PeerwireError("ERR_HANDSHAKE_FAILED", "werift closed the DTLS handshake")));
       this.#werift.socket.onError.subscribe(() => {
         this.stats.dropped["werift-error"]++; // a malformed flight; the peer retransmits or the timeout decides
       });
       this.#werift.socket.onConnect.once(() => {
         const handshakeDone = performance.now();
         this.timings.handshakeMs = handshakeDone - started;
-        this.#verify(options.verifyPeer).then(() => {
-          this.timings.verificationMs = performance.now() - handshakeDone;
-          settle(undefined);
-        }, settle);
+        this.#verify(options.verifyPeer).then(
+          () => {
+            this.timings.verificationMs = performance.now() - handshakeDone;
+            settle(undefined);
+          },
+          (error: unknown) => {
+            const failure = error instanceof PeerwireError ? error : new PeerwireError("ERR_HANDSHAKE_FAILED", "verification failed", { cause: error });
+            void this.#refuse(failure).then(() => settle(failure));
+          },
+        );
       });
       this.#werift.start().catch((cause: unknown) => {
         settle(new PeerwireError("ERR_HANDSHAKE_TIMEOUT", "DTLS server did not answer", { cause }));
       });
     });
+  }
+
+  /**
+   * Tells the peer why we end the handshake (a fatal alert, protected with the keys just agreed), so it fails at
+   * once with a code saying it was refused. Resolves when the alert left, or after a short bound.
+   */
+  async #refuse(error: PeerwireError): Promise<void> {
+    const description = ALERT_FOR_FAILURE[error.code];
+    if (description === undefined || this.closed || this.#lower.closed) return;
+    let alert: Buffer | undefined;
+    try {
+      alert = this.#werift.sealAlert(2, description);
+    } catch {
+      return; // the refusal stands; the peer learns at its timeout
+    }
+    if (alert === undefined) return;
+    this.stats.datagramsOut++;
+    this.stats.bytesOut += alert.byteLength;
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.#lower.send(alert).catch(() => undefined),
+      new Promise((resolve) => (bound = setTimeout(resolve, ALERT_SEND_BOUND_MS))),
+    ]);
+    clearTimeout(bound);
   }
 
   /** Everything werift skipped: key possession, transcript agreement, then the caller's trust policy. */

@@ -57,6 +57,7 @@ const CLIENT = 1;
 export const ECDSA_SHA256 = { hash: 4, signature: 3 } as const;
 /** Beyond every flight number: makes any retransmission loop stop (werift's own at its next wake-up). */
 const FLIGHT_DONE = 99;
+const ALERT = 21;
 
 const RECORD_HEADER = 13;
 /** The epoch werift's keys protect (it never rekeys). */
@@ -83,7 +84,13 @@ export const WERIFT_SHAPES = {
     onHandleHandshakes: { kind: "function", arity: 1 },
     send: { kind: "function", arity: 1 },
   },
-  DtlsContext: { sortedHandshakeCache: { kind: "array" }, flight: { kind: "number" } },
+  DtlsContext: {
+    sortedHandshakeCache: { kind: "array" },
+    flight: { kind: "number" },
+    recordSequenceNumber: { kind: "number" },
+    epoch: { kind: "number" },
+    version: { kind: "object" },
+  },
   FragmentedHandshake: { msg_type: { kind: "number" }, fragment: { kind: "object" }, serialize: { kind: "function" } },
   "cipher.localPrivateKey": { sign: { kind: "function", arity: 2 }, toPEM: { kind: "function" } },
   "cipher.cipher (AEADCipher)": {
@@ -206,13 +213,44 @@ function aeadState(aead: AeadFields, sessionType: number): AeadState | undefined
 }
 
 /** Additional data (RFC 5246 §6.2.3.3): epoch ‖ sequence number ‖ type ‖ version ‖ plaintext length. */
-function writeAad(aad: Buffer, header: DtlsPlaintext["recordLayerHeader"], plaintextLength: number): void {
+function writeAad(aad: Buffer, header: RecordHeaderFields, plaintextLength: number): void {
   aad.writeUInt16BE(header.epoch, 0);
   aad.writeUIntBE(header.sequenceNumber, 2, 6);
   aad.writeUInt8(header.contentType, 8);
   aad.writeUInt8(header.protocolVersion.major, 9);
   aad.writeUInt8(header.protocolVersion.minor, 10);
   aad.writeUInt16BE(plaintextLength, 11);
+}
+
+/** The header fields of a record to protect (werift's DtlsPlaintext.recordLayerHeader has these). */
+export interface RecordHeaderFields {
+  contentType: number;
+  protocolVersion: { major: number; minor: number };
+  epoch: number;
+  sequenceNumber: number;
+}
+
+/** AES-GCM record (RFC 5288): header ‖ explicit nonce (epoch ‖ sequence number, as werift) ‖ ciphertext ‖ tag. */
+function sealRecord(state: AeadState, header: RecordHeaderFields, data: Buffer): Buffer<ArrayBuffer> {
+  const length = data.length;
+  const bodyLength = EXPLICIT_NONCE + length + TAG;
+  const record = Buffer.allocUnsafe(RECORD_HEADER + bodyLength);
+  record.writeUInt8(header.contentType, 0);
+  record.writeUInt8(header.protocolVersion.major, 1);
+  record.writeUInt8(header.protocolVersion.minor, 2);
+  record.writeUInt16BE(header.epoch, 3);
+  record.writeUIntBE(header.sequenceNumber, 5, 6);
+  record.writeUInt16BE(bodyLength, 11);
+  record.copy(record, RECORD_HEADER, 3, 11);
+  const iv = state.writeIv;
+  record.copy(iv, IMPLICIT_NONCE, 3, 11);
+  writeAad(state.aad, header, length);
+  const cipher = createCipheriv(state.algorithm, state.writeKey, iv, GCM_OPTIONS);
+  cipher.setAAD(state.aad);
+  cipher.update(data).copy(record, RECORD_HEADER + EXPLICIT_NONCE);
+  cipher.final();
+  cipher.getAuthTag().copy(record, RECORD_HEADER + EXPLICIT_NONCE + length);
+  return record;
 }
 
 /** One KeyObject per parsed private key, for signing without re-parsing its PEM each time. */
@@ -291,30 +329,10 @@ export class PeerwireCipherContext extends CipherContext {
     const state = this.#state();
     if (state === undefined) return super.encryptPacket(pkt);
     this.#checkPacket(pkt);
-    const header = pkt.recordLayerHeader;
-    const data = pkt.fragment;
-    const length = data.length;
-    const bodyLength = EXPLICIT_NONCE + length + TAG;
-    // The whole record, as DtlsPlaintext.serialize() would write it after werift's encryptPacket.
-    const record = Buffer.allocUnsafe(RECORD_HEADER + bodyLength);
-    record.writeUInt8(header.contentType, 0);
-    record.writeUInt8(header.protocolVersion.major, 1);
-    record.writeUInt8(header.protocolVersion.minor, 2);
-    record.writeUInt16BE(header.epoch, 3);
-    record.writeUIntBE(header.sequenceNumber, 5, 6);
-    record.writeUInt16BE(bodyLength, 11);
-    record.copy(record, RECORD_HEADER, 3, 11); // explicit nonce = epoch ‖ sequence number, as werift
-    const iv = state.writeIv;
-    record.copy(iv, IMPLICIT_NONCE, 3, 11);
-    writeAad(state.aad, header, length);
-    const cipher = createCipheriv(state.algorithm, state.writeKey, iv, GCM_OPTIONS);
-    cipher.setAAD(state.aad);
-    cipher.update(data).copy(record, RECORD_HEADER + EXPLICIT_NONCE);
-    cipher.final();
-    cipher.getAuthTag().copy(record, RECORD_HEADER + EXPLICIT_NONCE + length);
+    const record = sealRecord(state, pkt.recordLayerHeader, pkt.fragment);
     const body = record.subarray(RECORD_HEADER);
     pkt.fragment = body;
-    header.contentLen = bodyLength;
+    pkt.recordLayerHeader.contentLen = body.length;
     // Every caller in werift serializes the result at once: hand over the record instead of copying it again
     // (unless the packet was changed in between).
     const serialize = pkt.serialize;
@@ -322,6 +340,16 @@ export class PeerwireCipherContext extends CipherContext {
       return this.fragment === body ? record : serialize.call(this);
     };
     return pkt;
+  }
+
+  /**
+   * A whole protected record of `contentType` carrying `data` (e.g. an alert, which werift cannot send), with
+   * the given header fields; undefined before werift derived keys or for a construction this class does not
+   * implement.
+   */
+  sealRecord(header: RecordHeaderFields, data: Buffer): Buffer | undefined {
+    const state = this.#state();
+    return state === undefined ? undefined : sealRecord(state, header, data);
   }
 
   override decryptPacket(pkt: DtlsPlaintext): Buffer {
@@ -676,7 +704,13 @@ interface SocketInternals {
   options: { signatureHash?: unknown };
   sessionType: number;
   cipher: CipherContext;
-  dtls: { sortedHandshakeCache: WeriftHandshake[]; flight: number };
+  dtls: {
+    sortedHandshakeCache: WeriftHandshake[];
+    flight: number;
+    recordSequenceNumber: number;
+    epoch: number;
+    version: { major: number; minor: number };
+  };
   onHandleHandshakes: (assembled: WeriftHandshake[]) => Promise<void>;
 }
 
@@ -784,6 +818,20 @@ export class WeriftEndpoint {
 
   masterSecret(): Uint8Array | undefined {
     return this.#internals.cipher.masterSecret;
+  }
+
+  /**
+   * A protected alert record (RFC 5246 §7.2) in werift's current epoch and record numbering (werift has no way
+   * to send one), or undefined before keys exist: a plaintext alert would be unauthenticated.
+   */
+  sealAlert(level: 1 | 2, description: number): Buffer | undefined {
+    const cipher = this.#internals.cipher;
+    const dtls = this.#internals.dtls;
+    if (!(cipher instanceof PeerwireCipherContext) || dtls.epoch < KEYED_EPOCH) return undefined;
+    const header = { contentType: ALERT, protocolVersion: dtls.version, epoch: dtls.epoch, sequenceNumber: dtls.recordSequenceNumber + 1 };
+    const record = cipher.sealRecord(header, Buffer.from([level, description]));
+    if (record !== undefined) dtls.recordSequenceNumber++;
+    return record;
   }
 
   /** Stops the retransmission of every flight at once (their waits end now, and the loops with them). */

@@ -323,6 +323,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
       const done = () => {
         clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
+        this.off("close", closedDuringSetup);
       };
       const fail = (error: Error) => {
         done();
@@ -333,9 +334,14 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
         done();
         resolve();
       });
-      this.#sctp.stateChanged.closed.once(() => {
-        fail(new PeerwireError("ERR_SCTP_FAILED", "SCTP association closed during setup"));
-      });
+      // Closed during setup, by werift or by the layer below: the latter may know why (e.g. DTLS: the peer
+      // refused us), and that reason is the one to report.
+      const closedDuringSetup = () => {
+        const cause = this.#closeError;
+        fail(cause instanceof PeerwireError ? cause : new PeerwireError("ERR_SCTP_FAILED", "SCTP association closed during setup", { cause }));
+      };
+      this.once("close", closedDuringSetup);
+      this.#sctp.stateChanged.closed.once(closedDuringSetup);
       this.#sctp.start(SCTP_PORT).catch((cause: unknown) => fail(new PeerwireError("ERR_SCTP_FAILED", "SCTP start failed", { cause })));
     });
   }
