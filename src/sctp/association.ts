@@ -91,6 +91,8 @@ interface StreamState {
   sendsPending: number;
   outgoingReset: "open" | "requested" | "done";
   incomingReset: boolean;
+  /** The peer asked us to reset our outgoing side: it stopped reading (RFC 6525 Incoming SSN Reset Request). */
+  peerStoppedReading: boolean;
   /** Waiters for "everything sent on this stream is acknowledged". */
   ackWaiters: Array<() => void>;
   /** Waiters for "the peer confirmed our outgoing reset". */
@@ -186,6 +188,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
           for (const state of this.#streams.values()) this.#checkAcknowledged(state);
         },
         incomingReset: (streamIds) => this.#onIncomingReset(streamIds),
+        outgoingResetRequested: (streamIds) => this.#onOutgoingResetRequested(streamIds),
         controlError: () => this.#counters.dropped["werift-error"]++,
         unreachable: () => this.#terminate(new PeerwireError("ERR_SCTP_FAILED", "the peer acknowledged nothing through 10 retransmission timeouts", { layer: "sctp" })),
       },
@@ -374,6 +377,19 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     }
   }
 
+  /**
+   * The peer stopped reading these streams (it destroyed them): our outgoing side is reset, and what the
+   * application writes from now on fails with ERR_STREAM_CLOSED instead of being dropped at the peer.
+   */
+  #onOutgoingResetRequested(streamIds: number[]): void {
+    for (const id of streamIds) {
+      const state = this.#streams.get(id);
+      if (state === undefined) continue;
+      state.peerStoppedReading = true;
+      this.#requestOutgoingReset(state);
+    }
+  }
+
   #onPacket(datagram: Uint8Array): void {
     if (this.#closed) return;
     this.#counters.packetsIn++;
@@ -439,6 +455,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
       sendsPending: 0,
       outgoingReset: "open",
       incomingReset: false,
+      peerStoppedReading: false,
       ackWaiters: [],
       resetWaiters: [],
     };
@@ -460,7 +477,8 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     write: (stream, message, done) => {
       const state = this.#streams.get(stream.id);
       if (this.#closed || state === undefined || state.outgoingReset !== "open") {
-        done(new PeerwireError("ERR_STREAM_CLOSED", `stream ${stream.id} is closed`, { cause: this.#closeError }));
+        const why = state?.peerStoppedReading === true ? "the peer closed stream" : "stream";
+        done(new PeerwireError("ERR_STREAM_CLOSED", `${why} ${stream.id} is closed`, { cause: this.#closeError }));
         return;
       }
       if (message.byteLength > this.maxMessageSize) {
@@ -514,19 +532,21 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     abort: (stream) => {
       const state = this.#streams.get(stream.id);
       if (state === undefined) return;
-      if (!state.incomingReset) {
+      const stopsReading = !state.incomingReset;
+      if (stopsReading) {
         state.incomingReset = true;
         this.#path.dropInbound(stream.id);
       }
-      if (state.outgoingReset === "open") this.#requestOutgoingReset(state);
+      if (state.outgoingReset === "open") this.#requestOutgoingReset(state, stopsReading);
       this.#maybeRelease(state);
     },
   };
 
-  #requestOutgoingReset(state: StreamState): void {
+  /** `stopsReading`: the application dropped the readable side, so the peer is asked to stop sending too. */
+  #requestOutgoingReset(state: StreamState, stopsReading = false): void {
     if (this.#closed || state.outgoingReset !== "open") return;
     state.outgoingReset = "requested";
-    this.#path.requestOutgoingReset(state.stream.id);
+    this.#path.requestOutgoingReset(state.stream.id, stopsReading);
   }
 
   #checkAcknowledged(state: StreamState): void {

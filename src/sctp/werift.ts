@@ -1,5 +1,5 @@
 import { SCTP } from "werift-sctp";
-import { CHUNK_BY_TYPE } from "werift-sctp/lib/sctp/src/chunk.js";
+import { CHUNK_BY_TYPE, ReconfigChunk } from "werift-sctp/lib/sctp/src/chunk.js";
 import { requireMembers, type MemberSpec } from "../boundary.js";
 import type { PeerwireError } from "../errors.js";
 import { ChunkType } from "./packet.js";
@@ -37,7 +37,9 @@ interface WeriftSctp {
   outboundStreamSeq: Record<number, number | undefined>;
   reconfigQueue: number[];
   reconfigResponseSeq: number;
+  reconfigRequestSeq: number;
   readonly isStopped: boolean;
+  sendChunk(chunk: { params: Array<[number, Buffer]> }): Promise<void>;
   receiveChunk(chunk: unknown): Promise<void>;
   receiveReconfigParam(param: ResetRequest | { type: number }): Promise<void>;
   sendReconfigParam(param: { type: number; bytes: Buffer }): Promise<void>;
@@ -81,7 +83,9 @@ const SCTP_SHAPE: MemberSpec = {
   outboundStreamSeq: { kind: "object" },
   reconfigQueue: { kind: "array" },
   reconfigResponseSeq: { kind: "number" },
+  reconfigRequestSeq: { kind: "number" },
   isStopped: { kind: "boolean" },
+  sendChunk: fn(1),
   receiveChunk: fn(1),
   receiveReconfigParam: fn(1),
   sendReconfigParam: fn(1),
@@ -102,6 +106,9 @@ const SCTP_SHAPE: MemberSpec = {
 const RESET_REQUEST_SHAPE: MemberSpec = { type: { kind: "number" }, requestSequence: { kind: "number" }, lastTsn: { kind: "number" }, streams: { kind: "array" } };
 const ESTABLISHED = 4;
 const OUTGOING_SSN_RESET_REQUEST = 13;
+const INCOMING_SSN_RESET_REQUEST = 14;
+const RECONFIG = 130;
+const PARAMETER_HEADER = 4;
 const RECONFIG_RESPONSE = 16;
 const RESULT_PERFORMED = 1;
 const RESULT_IN_PROGRESS = 6;
@@ -126,6 +133,8 @@ export interface DataPathHooks {
   acknowledged(): void;
   /** The peer reset these outgoing streams of its own and everything it sent on them has arrived. */
   incomingReset(streamIds: number[]): void;
+  /** The peer stopped reading these streams and asks us to reset our outgoing side (RFC 6525 §4.2). */
+  outgoingResetRequested(streamIds: number[]): void;
   /** werift rejected a control chunk. */
   controlError(error: unknown): void;
   /** The peer stopped acknowledging: Association.Max.Retrans T3 expiries in a row. */
@@ -166,6 +175,10 @@ export class WeriftDataPath {
   #sackNow = false;
   #lossSeenAt = -Infinity;
   #stopped = false;
+  /** Streams the application stopped reading: our next reset request also asks the peer to reset its side. */
+  readonly #askIncomingReset = new Set<number>();
+  /** The Incoming SSN Reset Request sent with each of werift's outgoing ones (its retransmissions repeat it). */
+  readonly #incomingRequests = new WeakMap<object, Buffer>();
 
   constructor(options: DataPathOptions, hooks: DataPathHooks) {
     const transport = { send: async (packet: Buffer) => hooks.send(packet), close: () => undefined };
@@ -210,8 +223,13 @@ export class WeriftDataPath {
     this.#mirrorTsn();
   }
 
-  /** Asks the peer to reset our outgoing stream (RFC 6525); werift sends the request and retransmits it. */
-  requestOutgoingReset(streamId: number): void {
+  /**
+   * Asks the peer to reset our outgoing stream (RFC 6525); werift sends the request and retransmits it. With
+   * `alsoIncoming` (the application stopped reading), the same RE-CONFIG chunk carries an Incoming SSN Reset
+   * Request (§4.2): the peer resets its outgoing side too, and its writes fail instead of vanishing here.
+   */
+  requestOutgoingReset(streamId: number, alsoIncoming = false): void {
+    if (alsoIncoming) this.#askIncomingReset.add(streamId);
     // werift resets only streams it has sent ordered data on; mark one so the request is made.
     if (this.#werift.outboundStreamSeq[streamId] === undefined) this.#werift.outboundStreamSeq[streamId] = 0;
     if (!this.#werift.reconfigQueue.includes(streamId)) this.#werift.reconfigQueue.push(streamId);
@@ -287,8 +305,12 @@ export class WeriftDataPath {
         const ChunkClass = (CHUNK_BY_TYPE as Record<string, new (flags: number, body: Buffer) => unknown>)[String(type)];
         if (ChunkClass !== undefined) {
           const chunk = new ChunkClass(packet[offset + 1]!, packet.subarray(offset + 4, offset + length));
+          const resetRequested = type === RECONFIG ? this.#incomingResetRequests(packet, offset, length) : undefined;
           this.#werift.receiveChunk(chunk).then(
-            () => this.#receiveFrom(packet, next, sawData),
+            () => {
+              if (resetRequested !== undefined) this.#onIncomingResetRequest(resetRequested);
+              this.#receiveFrom(packet, next, sawData);
+            },
             (error: unknown) => this.#hooks.controlError(error),
           );
           return;
@@ -300,6 +322,33 @@ export class WeriftDataPath {
       this.#unacknowledgedPackets++;
       this.#scheduleSack();
     }
+  }
+
+  /**
+   * The Incoming SSN Reset Request parameters (RFC 6525 §4.2) of the RE-CONFIG chunk at `offset`: request
+   * sequence number and stream ids. werift has no handler for them. Malformed parameters are skipped.
+   */
+  #incomingResetRequests(packet: Buffer, offset: number, length: number): { sequence: number; streams: number[] } | undefined {
+    let found: { sequence: number; streams: number[] } | undefined;
+    for (let at = offset + 4; at + PARAMETER_HEADER <= offset + length; ) {
+      const type = packet.readUInt16BE(at);
+      const size = packet.readUInt16BE(at + 2);
+      if (size < PARAMETER_HEADER || at + size > offset + length) break;
+      if (type === INCOMING_SSN_RESET_REQUEST && size >= PARAMETER_HEADER + 4 && (size - PARAMETER_HEADER - 4) % 2 === 0) {
+        const streams: number[] = [];
+        for (let i = at + PARAMETER_HEADER + 4; i < at + size; i += 2) streams.push(packet.readUInt16BE(i));
+        found = { sequence: packet.readUInt32BE(at + PARAMETER_HEADER), streams };
+      }
+      at += padded(size);
+    }
+    return found;
+  }
+
+  /** The peer asks us to reset our outgoing streams: our Outgoing SSN Reset Request answers it (RFC 6525 §5.2.3). */
+  #onIncomingResetRequest(request: { sequence: number; streams: number[] }): void {
+    if (this.#werift.associationState !== ESTABLISHED) return;
+    this.#werift.reconfigResponseSeq = request.sequence;
+    this.#hooks.outgoingResetRequested(request.streams);
   }
 
   #onData(packet: Buffer, offset: number, length: number): void {
@@ -456,6 +505,29 @@ export class WeriftDataPath {
       };
     }
     werift.onSackReceived = async () => undefined;
+    // Our reset requests: werift's Outgoing SSN Reset Request, joined by an Incoming one for streams the
+    // application stopped reading (both in one chunk, as RFC 6525 §3.1 allows; same bytes on retransmission).
+    const sendReconfigParam = werift.sendReconfigParam.bind(werift);
+    werift.sendReconfigParam = async (param) => {
+      if (param.type !== OUTGOING_SSN_RESET_REQUEST) return sendReconfigParam(param);
+      let incoming = this.#incomingRequests.get(param);
+      if (incoming === undefined && this.#askIncomingReset.size > 0) {
+        requireMembers(param, RESET_REQUEST_SHAPE, "werift-sctp OutgoingSSNResetRequestParam", "sctp");
+        const streams = (param as unknown as ResetRequest).streams.filter((id) => this.#askIncomingReset.delete(id));
+        if (streams.length > 0) {
+          const sequence = werift.reconfigRequestSeq; // the request after werift's own
+          werift.reconfigRequestSeq = (sequence + 1) >>> 0;
+          incoming = Buffer.alloc(4 + 2 * streams.length);
+          incoming.writeUInt32BE(sequence, 0);
+          streams.forEach((id, i) => incoming!.writeUInt16BE(id, 4 + 2 * i));
+          this.#incomingRequests.set(param, incoming);
+        }
+      }
+      if (incoming === undefined) return sendReconfigParam(param);
+      const chunk = new ReconfigChunk();
+      chunk.params.push([param.type, param.bytes], [INCOMING_SSN_RESET_REQUEST, incoming]);
+      await werift.sendChunk(chunk).catch(() => undefined); // lost like any packet: werift's timer resends
+    };
     // Incoming stream resets, done per RFC 6525 §5.2.2: not before every TSN up to the sender's last one arrived.
     // werift deletes the inbound stream at once (dropping data still in reassembly) and resets our outgoing side
     // too, which would cut off data we still send; peerwire closes each direction on its own.

@@ -168,6 +168,33 @@ describe("SCTP association", () => {
     await Promise.all([client.close(), server.close()]);
   });
 
+  test("a write after the peer destroyed the stream fails with ERR_STREAM_CLOSED (RFC 6525 incoming reset request), nothing vanishes", async () => {
+    const { client, server } = await associationPair();
+    const accepted = once(server, "stream") as Promise<[Stream]>;
+    const stream = await client.openStream();
+    const [peer] = await accepted;
+    const first = once(peer, "data");
+    stream.write(Buffer.from("read by the peer"));
+    assert.deepEqual((await first)[0], Buffer.from("read by the peer"));
+    const errored = once(stream, "error") as Promise<[Error]>;
+    const ended = once(stream, "end");
+    stream.resume();
+    peer.destroy(); // stops reading and writing at once
+    await ended; // the peer's outgoing side was reset
+    stream.write(Buffer.from("would have been dropped at the peer"));
+    const [error] = await errored;
+    assert.ok(isPeerwireError(error, "ERR_STREAM_CLOSED"), String(error));
+    assert.match(error.message, /peer closed/);
+    // The association and other streams are unaffected.
+    const accepted2 = once(server, "stream") as Promise<[Stream]>;
+    const other = await client.openStream();
+    const [otherPeer] = await accepted2;
+    const got = collect(otherPeer);
+    other.end(Buffer.from("still fine"));
+    assert.deepEqual(await got, [Buffer.from("still fine")]);
+    await Promise.all([client.close(), server.close()]);
+  });
+
   test("backpressure: write() returns false once buffered, drain follows, werift's queue stays bounded", async () => {
     const { client, server } = await associationPair(undefined, { maxQueuedBytes: 64 * 1024, streamHighWaterMark: 64 * 1024 });
     const accepted = once(server, "stream") as Promise<[Stream]>;
