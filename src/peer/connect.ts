@@ -35,7 +35,7 @@ export interface ConnectOptions {
   /** Only 127.0.0.1 host candidates and loopback peers (tests, benches, local demos). */
   loopbackOnly?: boolean;
   ice?: Pick<IceAgentOptions, "allowRemoteAddress" | "hostAddresses" | "portRange" | "relayOnly" | "relayGraceMs" | "consentTimeoutMs" | "checkIntervalMs">;
-  sctp?: Pick<AssociationOptions, "maxMessageSize" | "maxQueuedBytes" | "streamHighWaterMark" | "closeTimeoutMs" | "receiveWindow">;
+  sctp?: Pick<AssociationOptions, "maxMessageSize" | "maxQueuedBytes" | "streamHighWaterMark" | "closeTimeoutMs" | "receiveWindow" | "maxInboundStreams">;
   /** Whole setup. Default 30 000 ms (ERR_TIMEOUT). */
   timeoutMs?: number;
   signal?: AbortSignal;

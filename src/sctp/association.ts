@@ -30,6 +30,11 @@ export interface AssociationOptions {
   /** Per-stream writable buffer before write() returns false. Default 256 KiB. */
   streamHighWaterMark?: number;
   /**
+   * Streams the peer may have open at once (each costs a Node stream and its buffers here). A peer opening one
+   * more is cut off: the association ends with ERR_STREAM_LIMIT. Default 1024 (of the 32 767 ids it has).
+   */
+  maxInboundStreams?: number;
+  /**
    * The transport authenticates every datagram (DTLS): announce and accept RFC 9653 zero checksums, and send them
    * to a peer that announced them too. Default false; connect() sets it (SCTP always runs over DTLS there).
    */
@@ -140,6 +145,9 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
   readonly #sctp: SCTP;
   readonly #maxQueuedBytes: number;
   readonly #streamHighWaterMark: number;
+  readonly #maxInboundStreams: number;
+  /** Streams the peer opened that are not released yet. */
+  #inboundStreams = 0;
   readonly #timeoutMs: number;
   readonly #closeTimeoutMs: number;
   readonly #streams = new Map<number, StreamState>();
@@ -160,6 +168,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     this.maxMessageSize = options.maxMessageSize ?? 256 * 1024;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? 128 * 1024;
     this.#streamHighWaterMark = options.streamHighWaterMark ?? 256 * 1024;
+    this.#maxInboundStreams = options.maxInboundStreams ?? 1024;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
     this.#nextStreamId = options.role === "client" ? 0 : 1;
@@ -207,6 +216,10 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     const window = options.receiveWindow;
     if (window !== undefined && !(Number.isInteger(window) && window >= 16 * 1024 && window <= 0x7fffffff)) {
       throw new PeerwireError("ERR_INVALID_ARGUMENT", "receiveWindow must be an integer from 16 KiB to 2 GiB", { layer: "sctp" });
+    }
+    const inbound = options.maxInboundStreams;
+    if (inbound !== undefined && !(Number.isInteger(inbound) && inbound >= 1 && inbound <= 32_767)) {
+      throw new PeerwireError("ERR_INVALID_ARGUMENT", "maxInboundStreams must be an integer from 1 to 32767", { layer: "sctp" });
     }
     if (options.signal?.aborted) throw abortError(options.signal, "SCTP association");
     const association = new Association(transport, options);
@@ -442,6 +455,11 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
       this.#counters.dropped["dcep-malformed"]++;
       return;
     }
+    if (this.#inboundStreams >= this.#maxInboundStreams) {
+      this.#terminate(new PeerwireError("ERR_STREAM_LIMIT", `the peer opened more than ${this.#maxInboundStreams} streams at once`));
+      return;
+    }
+    this.#inboundStreams++;
     const state = this.#addStream(streamId, message.channel);
     this.#path.send(streamId, Ppid.dcep, encodeAck(), { ordered: true });
     this.emit("stream", state.stream);
@@ -577,7 +595,9 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
    */
   #maybeRelease(state: StreamState): void {
     if (state.outgoingReset !== "done" || !state.incomingReset) return;
-    if (this.#streams.get(state.stream.id) === state) this.#streams.delete(state.stream.id);
+    if (this.#streams.get(state.stream.id) !== state) return;
+    this.#streams.delete(state.stream.id);
+    if (state.stream.id % 2 === (this.role === "client" ? 1 : 0)) this.#inboundStreams--;
   }
 
   /**
@@ -609,13 +629,19 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     if (this.#closed) return;
     this.#closed = true;
     this.#closeError = error;
+    // A stream whose open was not acknowledged was never handed to the application: its openStream() rejects,
+    // and the stream must not emit an 'error' nobody can listen to.
+    const unopened = new Set(this.#pendingOpens.keys());
     for (const settle of [...this.#pendingOpens.values()]) {
       settle(new PeerwireError("ERR_CONNECTION_CLOSED", "association closed before the stream was acknowledged", { layer: "sctp", cause: error }));
     }
     this.#releaseWriters();
     const states = [...this.#streams.values()];
     this.#streams.clear();
-    for (const state of states) this.#closeStream(state, error);
+    for (const state of states) {
+      if (unopened.has(state.stream.id)) state.stream.destroy();
+      else this.#closeStream(state, error);
+    }
     // An ABORT is sent once and never retransmitted; when we are the one closing, send it three times so that
     // one lost datagram does not leave the peer waiting on a dead association.
     this.#path.stop();

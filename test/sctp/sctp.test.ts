@@ -195,6 +195,35 @@ describe("SCTP association", () => {
     await Promise.all([client.close(), server.close()]);
   });
 
+  test("a peer that opens more streams than maxInboundStreams is cut off with ERR_STREAM_LIMIT; closed ones free their slot", async () => {
+    await assert.rejects(associationPair(undefined, { maxInboundStreams: 0 }), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
+    const raw = createMemoryPair();
+    const [client, server] = await Promise.all([
+      Association.connect(raw[0], { role: "client" }),
+      Association.connect(raw[1], { role: "server", maxInboundStreams: 2 }),
+    ]);
+    const accepted: Stream[] = [];
+    const cutShort: unknown[] = [];
+    const track = (s: Stream) => s.on("error", (e) => cutShort.push(e)); // open streams end with the association
+    server.on("stream", (s) => accepted.push(track(s)));
+    const first = await client.openStream();
+    track(await client.openStream());
+    // Closing one (both directions) frees its slot.
+    first.resume();
+    first.end();
+    accepted[0]!.resume();
+    accepted[0]!.end();
+    await once(first, "close");
+    track(await client.openStream());
+    const cutOff = once(server, "close") as Promise<[Error | undefined]>;
+    const clientClosed = once(client, "close");
+    await client.openStream().catch(() => undefined); // the fourth at once, the third open: one too many
+    const [error] = await cutOff;
+    assert.ok(isPeerwireError(error, "ERR_STREAM_LIMIT"), String(error));
+    await clientClosed; // the ABORT reached the peer
+    assert.ok(cutShort.length > 0 && cutShort.every((e) => isPeerwireError(e, "ERR_STREAM_CLOSED")));
+  });
+
   test("backpressure: write() returns false once buffered, drain follows, werift's queue stays bounded", async () => {
     const { client, server } = await associationPair(undefined, { maxQueuedBytes: 64 * 1024, streamHighWaterMark: 64 * 1024 });
     const accepted = once(server, "stream") as Promise<[Stream]>;
