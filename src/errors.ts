@@ -84,9 +84,22 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * Marks a PeerwireError whatever copy of peerwire made it: an application can end up with two installed copies
+ * (one of its own, one under a dependency), and a plain `instanceof` would then miss the other copy's errors.
+ */
+const BRAND = Symbol.for("peerwire.PeerwireError");
+
 export class PeerwireError extends Error {
   readonly code: ErrorCode;
   readonly layer: Layer;
+
+  /** `instanceof PeerwireError` holds for errors made by any copy of peerwire (checked by brand). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== "object" || value === null) return false;
+    const candidate = value as { [BRAND]?: unknown; code?: unknown };
+    return candidate[BRAND] === true && typeof candidate.code === "string";
+  }
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown; layer?: Layer }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
@@ -95,6 +108,8 @@ export class PeerwireError extends Error {
     this.layer = options?.layer ?? ERROR_CODES[code].layer;
   }
 }
+
+Object.defineProperty(PeerwireError.prototype, BRAND, { value: true });
 
 export function isPeerwireError(value: unknown, code?: ErrorCode): value is PeerwireError {
   return value instanceof PeerwireError && (code === undefined || value.code === code);

@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import { PeerwireError, abortError, isPeerwireError } from "../errors.js";
 import { validateDescription, type Description } from "../description/codec.js";
 import { connectDtls, type DtlsTransport } from "../dtls/session.js";
+import type { Exchange } from "./exchange.js";
 import { allOf, expectFingerprint, expectPeerId, type PeerVerifier } from "../dtls/trust.js";
 import { IceAgent, type IceAgentOptions, type IceTransport } from "../ice/agent.js";
 import type { IceServer } from "../ice/servers.js";
@@ -18,7 +19,7 @@ export interface ConnectOptions {
    * Carries our description to the peer and resolves with theirs: any channel (a signaling server, a pasted
    * token, a function call in tests). It need not be trusted: the peer must prove the fingerprint it describes.
    */
-  exchange: (local: Description) => Promise<Description>;
+  exchange: Exchange;
   /**
    * Trickle ICE: when given, the description goes out at once without candidates, ours follow through `send`
    * as they are gathered (null = end of candidates), and the peer's arrive through `receive`.
@@ -36,7 +37,10 @@ export interface ConnectOptions {
   loopbackOnly?: boolean;
   ice?: Pick<IceAgentOptions, "allowRemoteAddress" | "hostAddresses" | "portRange" | "relayOnly" | "relayGraceMs" | "consentTimeoutMs" | "checkIntervalMs">;
   sctp?: Pick<AssociationOptions, "maxMessageSize" | "maxQueuedBytes" | "streamHighWaterMark" | "closeTimeoutMs" | "receiveWindow" | "maxInboundStreams">;
-  /** Whole setup. Default 30 000 ms (ERR_TIMEOUT). */
+  /**
+   * Whole setup: one deadline shared by every phase (not one per phase). Default 30 000 ms; past it, ERR_TIMEOUT
+   * naming the phase that was running.
+   */
   timeoutMs?: number;
   signal?: AbortSignal;
 }
@@ -132,12 +136,17 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
   if (signal.aborted) throw abortError(signal, "connect");
   const started = performance.now();
   let mark = started;
-  const lap = () => {
+  /** The phase running now, for the timeout's message. */
+  let phase = "candidate gathering";
+  const lap = (next: string) => {
     const now = performance.now();
     const elapsed = now - mark;
     mark = now;
+    phase = next;
     return elapsed;
   };
+  /** What is left of the deadline, for layers that take a timeout of their own (the signal bounds them anyway). */
+  const remaining = () => Math.max(1, Math.ceil(timeoutMs - (performance.now() - started)));
   const controlling = options.role === "controlling";
   const agent = new IceAgent({
     role: options.role,
@@ -162,22 +171,22 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
         else addRemoteCandidateQuietly(agent, candidate);
       });
     }
-    const gatherMs = lap();
+    const gatherMs = lap("description exchange");
     const local: Description = {
       ...agent.localParameters,
       fingerprint: { algorithm: "sha-256", value: digestOf(options.identity.certificateDer, "sha-256") },
       candidates,
       role: options.role,
     };
-    const remote = validateDescription(await interruptible(options.exchange(local), signal, "description exchange"));
+    const remote = validateDescription(await interruptible(options.exchange(local, { signal }), signal, "description exchange"));
     if (remote.role !== undefined && remote.role === options.role) {
       throw new PeerwireError("ERR_DESCRIPTION_INVALID", `both peers want the ${options.role} role`);
     }
-    const exchangeMs = lap();
+    const exchangeMs = lap("ICE connectivity checks");
     for (const candidate of remote.candidates) agent.addRemoteCandidate(candidate);
     if (trickle === undefined) agent.endOfRemoteCandidates();
-    const ice = await agent.connect(remote, { signal, timeoutMs });
-    const iceMs = lap();
+    const ice = await agent.connect(remote, { signal, timeoutMs: remaining() });
+    const iceMs = lap("DTLS handshake");
     const policies = [expectFingerprint(remote.fingerprint)];
     if (options.peerId !== undefined) policies.push(expectPeerId(options.peerId));
     if (options.trust !== undefined) policies.push(options.trust);
@@ -186,18 +195,18 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
       identity: options.identity,
       verifyPeer: allOf(...policies),
       signal,
-      timeoutMs,
+      timeoutMs: remaining(),
     });
-    lap();
+    lap("SCTP association");
     const { handshakeMs: dtlsMs, verificationMs: verifyMs } = dtls.timings;
     const association = await Association.connect(dtls, {
       role: controlling ? "client" : "server",
       zeroChecksum: true, // DTLS authenticates every record (RFC 9653)
       signal,
-      timeoutMs,
+      timeoutMs: remaining(),
       ...options.sctp,
     });
-    const sctpMs = lap();
+    const sctpMs = lap("done");
     const timings = { gatherMs, exchangeMs, iceMs, dtlsMs, verifyMs, sctpMs, totalMs: performance.now() - started };
     return new Connection({ agent, ice, dtls, association, timings });
   } catch (error) {
@@ -205,7 +214,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     await agent.close();
     // Layers report the combined signal as ERR_ABORTED; say which of the two fired.
     if (isPeerwireError(error, "ERR_ABORTED") && timeout.aborted && options.signal?.aborted !== true) {
-      throw new PeerwireError("ERR_TIMEOUT", `connect did not complete in ${timeoutMs} ms`, { cause: error });
+      throw new PeerwireError("ERR_TIMEOUT", `connect did not complete in ${timeoutMs} ms (${phase} was running)`, { cause: error });
     }
     throw error;
   }

@@ -1,6 +1,10 @@
 import type { Description } from "../description/codec.js";
 
-export type Exchange = (local: Description) => Promise<Description>;
+/**
+ * Carries our description to the peer and resolves with theirs. `signal` aborts when connect() gives up (its
+ * deadline, or the caller's signal): stop waiting for the answer then (e.g. close the prompt or the socket).
+ */
+export type Exchange = (local: Description, context: { signal: AbortSignal }) => Promise<Description>;
 
 /**
  * Two `exchange` functions joined in memory: each resolves with the description the other side gave. For

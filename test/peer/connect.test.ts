@@ -74,8 +74,8 @@ describe("connect(): ICE → DTLS (verified) → SCTP over loopback UDP", async 
   test("a lying exchange (another peer's fingerprint) fails the dialer with ERR_FINGERPRINT_MISMATCH; no stream opens", async () => {
     const malloryDigest = new Uint8Array(createHash("sha256").update(mallory.certificateDer).digest());
     const [exchangeA, exchangeB] = inProcessExchange();
-    const lying = async (local: Description) => {
-      const remote = await exchangeA(local);
+    const lying = async (local: Description, context: { signal: AbortSignal }) => {
+      const remote = await exchangeA(local, context);
       return { ...remote, fingerprint: { algorithm: "sha-256" as const, value: malloryDigest } };
     };
     let streams = 0;
@@ -118,10 +118,21 @@ describe("connect(): ICE → DTLS (verified) → SCTP over loopback UDP", async 
     const never = () => new Promise<Description>(() => undefined);
     await assert.rejects(connect({ identity: alice, role: "boss" as "controlling", exchange: never }), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
     await assert.rejects(connect({ identity: alice, role: "controlling", exchange: never, peerId: "nope" }), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
+    let exchangeSignal: AbortSignal | undefined;
     await assert.rejects(
-      connect({ identity: alice, role: "controlling", exchange: never, loopbackOnly: true, timeoutMs: 200 }),
-      (e) => isPeerwireError(e, "ERR_TIMEOUT"),
+      connect({
+        identity: alice,
+        role: "controlling",
+        exchange: (_local, { signal }) => {
+          exchangeSignal = signal;
+          return never();
+        },
+        loopbackOnly: true,
+        timeoutMs: 200,
+      }),
+      (e) => isPeerwireError(e, "ERR_TIMEOUT") && /description exchange was running/.test(e.message),
     );
+    assert.equal(exchangeSignal?.aborted, true, "the exchange is told that connect gave up");
     const controller = new AbortController();
     const pending = connect({ identity: alice, role: "controlling", exchange: never, loopbackOnly: true, signal: controller.signal });
     controller.abort();
