@@ -45,7 +45,7 @@ export const ERROR_CODES = {
   ERR_MESSAGE_TOO_LARGE: { layer: "sctp", summary: "A message exceeds the maximum message size." },
   ERR_PROTOCOL_VIOLATION: {
     layer: "sctp",
-    summary: "The peer broke SCTP's rules in a way that cannot be recovered (e.g. a message that can never complete); it is cut off.",
+    summary: "The peer broke the protocol in a way that cannot be recovered (an SCTP message that can never complete, too many datagrams before DTLS verified it); it is cut off.",
   },
   ERR_REFUSED_BY_PEER: {
     layer: "dtls",

@@ -24,6 +24,12 @@ export interface DtlsOptions {
   verifyPeer: PeerVerifier;
   /** Whole handshake, verification included. Default 15 000 ms. */
   timeoutMs?: number;
+  /**
+   * Application datagrams the peer may send between its side completing and ours verifying it: held, then
+   * handed over once verified. An honest peer sends one or two (SCTP's INIT and its retransmission: nothing more
+   * can go before our answer); one more than this ends the handshake with ERR_PROTOCOL_VIOLATION. Default 64.
+   */
+  maxEarlyDatagrams?: number;
   signal?: AbortSignal;
 }
 
@@ -46,8 +52,6 @@ export interface DtlsStats {
   dropped: Record<DtlsDropReason, number>;
 }
 
-/** Application data received before verification finished is held, up to this many datagrams. */
-const MAX_UNVERIFIED_DATAGRAMS = 64;
 
 /** Alert descriptions (RFC 5246 §7.2.2), for messages. */
 const ALERT_NAMES: Readonly<Record<number, string>> = {
@@ -155,6 +159,7 @@ export class DtlsTransport extends BaseDatagramTransport {
   #verified = false;
   #serverFinished: Uint8Array | undefined;
   #unverified: Buffer[] = [];
+  readonly #maxEarlyDatagrams: number;
   #lowerClosed = false;
   readonly #orderer: HandshakeOrderer;
   /** Anti-replay windows of the peer's epochs (RFC 6347 §4.1.2.6). */
@@ -166,6 +171,7 @@ export class DtlsTransport extends BaseDatagramTransport {
     super();
     this.role = options.role;
     this.#lower = lower;
+    this.#maxEarlyDatagrams = options.maxEarlyDatagrams ?? 64;
     this.#werift = new WeriftEndpoint(options.role, {
       certPem: options.identity.certificatePem,
       keyPem: options.identity.privateKeyPem,
@@ -320,6 +326,10 @@ export class DtlsTransport extends BaseDatagramTransport {
     }
     if (typeof options.verifyPeer !== "function") {
       return Promise.reject(new PeerwireError("ERR_INVALID_ARGUMENT", "verifyPeer is required", { layer: "dtls" }));
+    }
+    const early = options.maxEarlyDatagrams;
+    if (early !== undefined && !(Number.isInteger(early) && early >= 1 && early <= 65_536)) {
+      return Promise.reject(new PeerwireError("ERR_INVALID_ARGUMENT", "maxEarlyDatagrams must be an integer from 1 to 65536", { layer: "dtls" }));
     }
     if (options.signal?.aborted) return Promise.reject(abortError(options.signal, "DTLS handshake"));
     let session: DtlsTransport;
@@ -490,9 +500,14 @@ export class DtlsTransport extends BaseDatagramTransport {
   #onApplicationData(data: Buffer): void {
     if (this.#verified) {
       this.deliver(toView(data));
-    } else if (this.#handshakeComplete && this.#unverified.length < MAX_UNVERIFIED_DATAGRAMS) {
+    } else if (this.#handshakeComplete && this.#unverified.length < this.#maxEarlyDatagrams) {
       // The peer may send as soon as its side completes; hold it until ours has verified.
       this.#unverified.push(data);
+    } else if (this.#handshakeComplete && this.#settleHandshake !== undefined) {
+      this.stats.dropped["unverified-data"]++;
+      this.#settleHandshake(
+        new PeerwireError("ERR_PROTOCOL_VIOLATION", `the peer sent more than ${this.#maxEarlyDatagrams} datagrams before it was verified`, { layer: "dtls" }),
+      );
     } else {
       this.stats.dropped["unverified-data"]++;
     }

@@ -109,4 +109,37 @@ describe("DTLS: refusals and alerts", () => {
       assert.ok(listener.status === "rejected" && isPeerwireError(listener.reason, "ERR_REFUSED_BY_PEER"), listener.status === "rejected" ? String(listener.reason) : "connected");
     }
   });
+
+  test("a peer sending more than maxEarlyDatagrams before it is verified is cut off (ERR_PROTOCOL_VIOLATION); up to it, all are delivered", async () => {
+    const [alice, bob] = await testIdentities();
+    for (const [sent, refused] of [[2, false], [3, true]] as const) {
+      const [a, b] = createMemoryPair();
+      let release: () => void = () => undefined;
+      const verified = new Promise<void>((resolve) => (release = resolve));
+      const clientSide = connectDtls(a, { role: "client", identity: alice, verifyPeer: anyPeer() }).then(async (client) => {
+        for (let i = 0; i < sent; i++) await client.send(Uint8Array.of(i));
+        // The memory pair delivers in setImmediate order: this one runs after those datagrams arrived.
+        await new Promise((resolve) => setImmediate(resolve));
+        release(); // the server's verification ends only after everything the client sent arrived
+        return client;
+      });
+      const serverSide = connectDtls(b, { role: "server", identity: bob, verifyPeer: () => verified, maxEarlyDatagrams: 2 });
+      const received: number[] = [];
+      const [client, server] = await Promise.allSettled([clientSide, serverSide]);
+      if (refused) {
+        assert.ok(server.status === "rejected" && isPeerwireError(server.reason, "ERR_PROTOCOL_VIOLATION"), String(server.status));
+      } else {
+        assert.equal(server.status, "fulfilled");
+        const session = (server as PromiseFulfilledResult<DtlsTransport>).value;
+        await new Promise<void>((resolve) => session.onDatagram((d) => received.push(d[0]!) === sent && resolve()));
+        assert.deepEqual(received, [0, 1]);
+        await session.close();
+      }
+      if (client.status === "fulfilled") await client.value.close();
+    }
+    await assert.rejects(
+      connectDtls(createMemoryPair()[0], { role: "client", identity: alice, verifyPeer: anyPeer(), maxEarlyDatagrams: 0 }),
+      (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"),
+    );
+  });
 });
