@@ -14,7 +14,7 @@ import { once } from "node:events";
 import { createSocket } from "node:dgram";
 import { randomBytes } from "node:crypto";
 import { installNetworkGuard } from "../test/helpers/network-guard.js";
-import type { FromChild, ToChild, TransferSpec, ChildSystem } from "./protocol.js";
+import { PEERWIRE_LARGE_PACKETS, type FromChild, type ToChild, type TransferSpec, type ChildSystem } from "./protocol.js";
 import { isLoopbackCandidate, weriftLoopbackConfig } from "./protocol.js";
 
 const guard = installNetworkGuard();
@@ -122,7 +122,7 @@ function traceSctp(role: string, stats: () => import("../src/sctp/index.js").Sct
     process.stderr.write(`${role} ${JSON.stringify(fields)}\n`);
   }, 500).unref();
 }
-async function preparePeerwire(): Promise<Prepared> {
+async function preparePeerwire(sctp: { maxPacketData?: number } = {}): Promise<Prepared> {
   const { connect, Identity } = await import("../src/index.js");
   type Stream = import("../src/index.js").Stream;
   const identity = await Identity.generate();
@@ -141,6 +141,7 @@ async function preparePeerwire(): Promise<Prepared> {
         role: role === "sender" ? "controlling" : "controlled",
         ...(peerId !== undefined ? { peerId } : {}),
         loopbackOnly: true,
+        sctp,
         exchange: async (local) => {
           signaling.send(local);
           return (await signaling.next()) as typeof local;
@@ -278,7 +279,8 @@ async function prepareWerift(): Promise<Prepared> {
 }
 
 const PREPARE: Record<ChildSystem, () => Promise<Prepared>> = {
-  peerwire: preparePeerwire,
+  peerwire: () => preparePeerwire(),
+  [PEERWIRE_LARGE_PACKETS]: () => preparePeerwire({ maxPacketData: 8000 }),
   "node-datachannel": prepareNodeDataChannel,
   "werift RTCPeerConnection": prepareWerift,
 };

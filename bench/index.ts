@@ -15,7 +15,7 @@ import { Lab, labIceArgs, labUnavailable, SIGNAL_URL, type NatKind } from "../te
 import { renderChart } from "./chart.js";
 import { summarize, type Summary } from "./stats.js";
 import { childViolations, twoProcessTransfers, udpAcrossProcesses } from "./processes.js";
-import type { ChildSystem, TransferSpec } from "./protocol.js";
+import { PEERWIRE_LARGE_PACKETS, type ChildSystem, type TransferSpec } from "./protocol.js";
 import { aesGcmLimit, closeShared, crc32cLimit, nodeDataChannel, peerwire, peerwireLossyThroughput, udpLimit, weriftByHandConnect, weriftPeerConnection, type BenchSystem } from "./systems.js";
 
 const { values } = parseArgs({
@@ -151,14 +151,14 @@ function twoProcessPlan(): Array<TransferSpec & { scenario: string }> {
  * the plan's transfers one after the other on that connection. Throughput from the sender's first write to the
  * receiver's 1-byte acknowledgement of the last byte; CPU summed over both processes (process.cpuUsage in each).
  */
-async function twoProcesses(system: BenchSystem): Promise<void> {
+async function twoProcesses(system: ChildSystem): Promise<void> {
   const plan = twoProcessPlan();
-  const result = await twoProcessTransfers(system.name as ChildSystem, plan, MEASUREMENT_TIMEOUT_MS);
-  record(system.name, "connect, 2 processes (fresh processes)", result.connectMs, "ms");
+  const result = await twoProcessTransfers(system, plan, MEASUREMENT_TIMEOUT_MS);
+  record(system, "connect, 2 processes (fresh processes)", result.connectMs, "ms");
   for (const [i, transfer] of result.transfers.entries()) {
     const scenario = plan[i]!.scenario;
-    record(system.name, `throughput, 2 processes, ${scenario}`, transfer.mbps, "MB/s");
-    record(system.name, `CPU per MB, 2 processes (sum of both), ${scenario}`, transfer.cpuMsPerMB, "ms/MB");
+    record(system, `throughput, 2 processes, ${scenario}`, transfer.mbps, "MB/s");
+    record(system, `CPU per MB, 2 processes (sum of both), ${scenario}`, transfer.cpuMsPerMB, "ms/MB");
   }
 }
 
@@ -300,9 +300,12 @@ async function main(): Promise<void> {
     process.stderr.write(`\r  repetition ${repetition + 1}/${config.repetitions}`);
   }
   process.stderr.write("\n");
+  // peerwire's larger-packet option (loopback, LAN) joins these rows: that is where a user would turn it on.
+  const twoProcessSystems: ChildSystem[] = systems.map((s) => s.name as ChildSystem);
+  if (twoProcessSystems.includes("peerwire")) twoProcessSystems.splice(1, 0, PEERWIRE_LARGE_PACKETS);
   for (let repetition = 0; repetition < config.twoProcessRepetitions; repetition++) {
-    const order = repetition % 2 === 0 ? systems : [...systems].reverse();
-    for (const system of order) await bounded(system.name, "2 processes", () => twoProcesses(system));
+    const order = repetition % 2 === 0 ? twoProcessSystems : [...twoProcessSystems].reverse();
+    for (const system of order) await bounded(system, "2 processes", () => twoProcesses(system));
     process.stderr.write(`\r  2 processes ${repetition + 1}/${config.twoProcessRepetitions}`);
   }
   process.stderr.write("\n");

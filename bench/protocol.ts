@@ -4,8 +4,12 @@
  * fingerprint is a Uint8Array, arrives as it left.
  */
 
-/** The systems a child can run (BenchSystem names in bench/systems.ts). */
-export type ChildSystem = "peerwire" | "werift RTCPeerConnection" | "node-datachannel";
+/**
+ * The systems a child can run (BenchSystem names in bench/systems.ts), and peerwire with 8000-byte packets
+ * (`sctp.maxPacketData`: the loopback/LAN option; two-process rows only).
+ */
+export const PEERWIRE_LARGE_PACKETS = "peerwire, maxPacketData 8000";
+export type ChildSystem = "peerwire" | typeof PEERWIRE_LARGE_PACKETS | "werift RTCPeerConnection" | "node-datachannel";
 
 /** One transfer on a connection: `bytes` in `messageBytes` messages over a channel opened for it. */
 export interface TransferSpec {

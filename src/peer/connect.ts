@@ -36,7 +36,7 @@ export interface ConnectOptions {
   /** Only 127.0.0.1 host candidates and loopback peers (tests, benches, local demos). */
   loopbackOnly?: boolean;
   ice?: Pick<IceAgentOptions, "allowRemoteAddress" | "hostAddresses" | "portRange" | "relayOnly" | "relayGraceMs" | "consentTimeoutMs" | "checkIntervalMs">;
-  sctp?: Pick<AssociationOptions, "maxMessageSize" | "maxQueuedBytes" | "streamHighWaterMark" | "closeTimeoutMs" | "receiveWindow" | "maxInboundStreams">;
+  sctp?: Pick<AssociationOptions, "maxMessageSize" | "maxQueuedBytes" | "streamHighWaterMark" | "closeTimeoutMs" | "receiveWindow" | "maxInboundStreams" | "maxPacketData">;
   /**
    * Whole setup: one deadline shared by every phase (not one per phase). Default 30 000 ms; past it, ERR_TIMEOUT
    * naming the phase that was running.

@@ -4,7 +4,7 @@ import { PeerwireError, abortError } from "../errors.js";
 import type { DatagramTransport } from "../transport/contract.js";
 import { Ppid, decodeDcep, encodeAck, encodeOpen, type ChannelParameters } from "./dcep.js";
 import { checkPacket, type PacketRejection } from "./packet.js";
-import { lastTsnOf, type SendOptions } from "./sender.js";
+import { MAX_USER_DATA, MAX_USER_DATA_LIMIT, lastTsnOf, type SendOptions } from "./sender.js";
 import { tsnAtLeast } from "./serial.js";
 import { Stream, type StreamLink } from "./stream.js";
 import { WeriftDataPath, type DataPathDropReason } from "./werift.js";
@@ -29,6 +29,14 @@ export interface AssociationOptions {
   receiveWindow?: number;
   /** Per-stream writable buffer before write() returns false. Default 256 KiB. */
   streamHighWaterMark?: number;
+  /**
+   * User data per SCTP packet we send (one DATA chunk's worth; bigger messages are fragmented). Default 1200, as
+   * WebRTC stacks: with the headers below, a datagram stays near 1.3 KB and fits any real path. On a LAN (1400)
+   * or loopback (up to 16 000) a larger value carries more per packet and costs less CPU per byte, but there is
+   * no path-MTU discovery: a packet larger than the path allows is dropped by a router, or fragmented by IP where
+   * one lost fragment loses the whole packet. The peer needs no matching setting.
+   */
+  maxPacketData?: number;
   /**
    * Streams the peer may have open at once (each costs a Node stream and its buffers here). A peer opening one
    * more is cut off: the association ends with ERR_STREAM_LIMIT. Default 1024 (of the 32 767 ids it has).
@@ -178,6 +186,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
         role: options.role,
         port: SCTP_PORT,
         zeroChecksum: options.zeroChecksum ?? false,
+        maxUserData: options.maxPacketData ?? MAX_USER_DATA,
         maxMessageSize: this.maxMessageSize,
         receiveBuffer: options.receiveWindow ?? RECEIVE_BUFFER,
         maxHeldChunks: MAX_HELD_CHUNKS,
@@ -216,6 +225,10 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     const window = options.receiveWindow;
     if (window !== undefined && !(Number.isInteger(window) && window >= 16 * 1024 && window <= 0x7fffffff)) {
       throw new PeerwireError("ERR_INVALID_ARGUMENT", "receiveWindow must be an integer from 16 KiB to 2 GiB", { layer: "sctp" });
+    }
+    const packetData = options.maxPacketData;
+    if (packetData !== undefined && !(Number.isInteger(packetData) && packetData >= 512 && packetData <= MAX_USER_DATA_LIMIT)) {
+      throw new PeerwireError("ERR_INVALID_ARGUMENT", `maxPacketData must be an integer from 512 to ${MAX_USER_DATA_LIMIT}`, { layer: "sctp" });
     }
     const inbound = options.maxInboundStreams;
     if (inbound !== undefined && !(Number.isInteger(inbound) && inbound >= 1 && inbound <= 32_767)) {
@@ -510,7 +523,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
       if (stream.maxRetransmits !== undefined) options.maxRetransmits = stream.maxRetransmits;
       if (stream.maxPacketLifeTimeMs !== undefined) options.expiresAt = Date.now() + stream.maxPacketLifeTimeMs;
       // Known before sending: the completion below may run inside send() when the window is open.
-      state.lastTsn = lastTsnOf(this.#path.nextTsn, payload.byteLength);
+      state.lastTsn = lastTsnOf(this.#path.nextTsn, payload.byteLength, this.#path.maxUserData);
       state.sendsPending++;
       this.#queuedBytes += payload.byteLength;
       this.#counters.messagesOut++;

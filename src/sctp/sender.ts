@@ -10,16 +10,21 @@ import { tsnAfter, tsnAtLeast } from "./serial.js";
  * flight below the highest one); gap blocks that do not describe data we sent make the whole SACK invalid.
  */
 
-/** User data per DATA chunk, as werift and most WebRTC stacks: one chunk fills a 1200-byte path MTU. */
+/**
+ * User data per DATA chunk by default, as werift and most WebRTC stacks: with SCTP, DTLS, UDP and IP headers a
+ * packet stays near 1.3 KB, under any real path's MTU.
+ */
 export const MAX_USER_DATA = 1200;
-/** Bytes of chunks per packet (the path MTU less IP/UDP/DTLS, as above). */
-export const MAX_PACKET_CHUNKS = DATA_HEADER + MAX_USER_DATA;
+/** The most a DATA chunk may carry (`maxUserData`): one SCTP packet must fit one DTLS record (2^14 bytes). */
+export const MAX_USER_DATA_LIMIT = 16_000;
 
-/** The TSN the last fragment of a message of `byteLength` bytes gets when `nextTsn` is the next one assigned. */
-export function lastTsnOf(nextTsn: number, byteLength: number): number {
-  return (nextTsn + Math.max(1, Math.ceil(byteLength / MAX_USER_DATA)) - 1) >>> 0;
+/**
+ * The TSN the last fragment of a message of `byteLength` bytes gets when `nextTsn` is the next one assigned and
+ * chunks carry up to `maxUserData` bytes.
+ */
+export function lastTsnOf(nextTsn: number, byteLength: number, maxUserData = MAX_USER_DATA): number {
+  return (nextTsn + Math.max(1, Math.ceil(byteLength / maxUserData)) - 1) >>> 0;
 }
-const MTU = COMMON_HEADER + MAX_PACKET_CHUNKS;
 /**
  * Packets one transmit may add to what is in flight (RFC 9260 §6.1's Max.Burst, which it lets implementations
  * choose). 16 rather than the RFC's suggested 4: SACKs are sent once per event-loop turn, each acknowledging
@@ -123,7 +128,17 @@ export class Sender {
   /** Per stream, the last ordered SSN skipped by abandoned chunks, for the next FORWARD-TSN. */
   readonly #skipped = new Map<number, number | undefined>();
 
-  constructor(initialTsn: number, peerWindow: number, io: SenderIo) {
+  /** User data per DATA chunk (see MAX_USER_DATA); a packet carries chunks up to one such chunk's size. */
+  readonly maxUserData: number;
+  /** Bytes of chunks per packet. */
+  readonly #maxPacketChunks: number;
+  /** The packet size congestion control counts in (RFC 9260's MTU, less what lies below SCTP). */
+  readonly #mtu: number;
+
+  constructor(initialTsn: number, peerWindow: number, io: SenderIo, maxUserData = MAX_USER_DATA) {
+    this.maxUserData = maxUserData;
+    this.#maxPacketChunks = DATA_HEADER + maxUserData;
+    this.#mtu = COMMON_HEADER + this.#maxPacketChunks;
     this.nextTsn = initialTsn >>> 0;
     this.cumulativeAcked = (initialTsn - 1) >>> 0;
     this.#advancedPeerAckPoint = this.cumulativeAcked;
@@ -131,7 +146,7 @@ export class Sender {
     this.peerWindow = peerWindow;
     this.ssthresh = peerWindow;
     // RFC 9260 §7.2.1: min(4·MTU, max(2·MTU, 4380 bytes)).
-    this.cwnd = Math.min(4 * MTU, Math.max(2 * MTU, 4380));
+    this.cwnd = Math.min(4 * this.#mtu, Math.max(2 * this.#mtu, 4380));
     this.#io = io;
   }
 
@@ -145,7 +160,8 @@ export class Sender {
       return;
     }
     const ssn = options.ordered ? this.#io.takeSsn(streamId) : 0;
-    const count = ((lastTsnOf(this.nextTsn, data.byteLength) - this.nextTsn) >>> 0) + 1;
+    const size = this.maxUserData;
+    const count = ((lastTsnOf(this.nextTsn, data.byteLength, size) - this.nextTsn) >>> 0) + 1;
     const message: OutMessage = { chunks: [], abandoned: false, expiresAt: options.expiresAt, maxRetransmits: options.maxRetransmits, onSent };
     const unordered = options.ordered ? 0 : DATA_FLAG_UNORDERED;
     for (let i = 0; i < count; i++) {
@@ -156,7 +172,7 @@ export class Sender {
         ssn,
         ppid,
         flags,
-        data: data.subarray(i * MAX_USER_DATA, (i + 1) * MAX_USER_DATA),
+        data: data.subarray(i * size, (i + 1) * size),
         message,
         sentCount: 0,
         sentAt: 0,
@@ -231,7 +247,7 @@ export class Sender {
     if (this.#stopped) return;
     this.#sendForwardTsnIfDue();
     if (this.#retransmitCount > 0) this.#retransmit();
-    const limit = Math.min(this.cwnd, this.flightSize + MAX_BURST * MTU);
+    const limit = Math.min(this.cwnd, this.flightSize + MAX_BURST * this.#mtu);
     let abandoned = false;
     while (this.#pending.length > 0 && this.flightSize < limit) {
       const chunk = this.#pending.peek()!;
@@ -297,7 +313,7 @@ export class Sender {
 
   #add(chunk: OutChunk): void {
     const size = dataChunkSize(chunk);
-    if (this.#batchSize + size > MAX_PACKET_CHUNKS) this.#flush();
+    if (this.#batchSize + size > this.#maxPacketChunks) this.#flush();
     this.#batch.push(chunk);
     this.#batchSize += size;
   }
@@ -395,17 +411,17 @@ export class Sender {
       if (this.cwnd <= this.ssthresh) {
         // Slow start (§7.2.1) counts acknowledged bytes (RFC 3465); one SACK here covers a whole event-loop turn
         // of packets, so the per-SACK cap is the burst size rather than one MTU.
-        this.cwnd += Math.min(ackedBytes, MAX_BURST * MTU);
+        this.cwnd += Math.min(ackedBytes, MAX_BURST * this.#mtu);
       } else {
         this.#partialBytesAcked += ackedBytes;
         if (this.#partialBytesAcked >= this.cwnd) {
           this.#partialBytesAcked -= this.cwnd;
-          this.cwnd += MTU;
+          this.cwnd += this.#mtu;
         }
       }
     }
     if (loss) {
-      this.ssthresh = Math.max(Math.floor(this.cwnd / 2), 4 * MTU);
+      this.ssthresh = Math.max(Math.floor(this.cwnd / 2), 4 * this.#mtu);
       this.cwnd = this.ssthresh;
       this.#partialBytesAcked = 0;
       // RFC 9260 §7.2.4: recovery ends once the highest TSN outstanding now is acknowledged; TSNs assigned to
@@ -516,8 +532,8 @@ export class Sender {
     }
     this.#fastRecoveryExit = undefined;
     this.#partialBytesAcked = 0;
-    this.ssthresh = Math.max(Math.floor(this.cwnd / 2), 4 * MTU);
-    this.cwnd = MTU;
+    this.ssthresh = Math.max(Math.floor(this.cwnd / 2), 4 * this.#mtu);
+    this.cwnd = this.#mtu;
     this.#advancePeerAckPoint();
     this.transmit();
     if (this.#outstanding.length > 0) this.#startT3();

@@ -150,6 +150,8 @@ export interface DataPathOptions extends Omit<ReceiverLimits, "maxFragments"> {
    * checked by the receiver).
    */
   zeroChecksum: boolean;
+  /** User data per DATA chunk we send (see Sender's MAX_USER_DATA). */
+  maxUserData: number;
 }
 
 /**
@@ -164,6 +166,8 @@ export class WeriftDataPath {
   #sender: Sender | undefined;
   #receiver: Receiver | undefined;
   readonly #acceptZeroChecksum: boolean;
+  /** User data per DATA chunk we send. */
+  readonly maxUserData: number;
   /** What our packets carry: zero once the peer announced it accepts that (RFC 9653). */
   #checksum: ChecksumMode = "crc32c";
   #sackScheduled = false;
@@ -187,6 +191,7 @@ export class WeriftDataPath {
     this.#werift = this.sctp as unknown as WeriftSctp;
     this.#hooks = hooks;
     this.#acceptZeroChecksum = options.zeroChecksum;
+    this.maxUserData = options.maxUserData;
     this.#werift.advertisedRwnd = options.receiveBuffer; // the a_rwnd of our INIT / INIT-ACK
     // A message of maxMessageSize in fragments of at least 256 bytes on average (honest stacks send ~1200).
     this.#limits = { ...options, maxFragments: Math.max(64, Math.ceil(options.maxMessageSize / 256)) };
@@ -453,7 +458,7 @@ export class WeriftDataPath {
         },
         acknowledged: () => this.#hooks.acknowledged(),
         failed: () => this.#hooks.unreachable(),
-      });
+      }, this.maxUserData);
       if (this.#stopped) this.#sender.stop();
     }
     return this.#sender;
