@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { chmod, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import * as x509 from "@peculiar/x509";
 import { PeerwireError } from "../errors.js";
 import { Identity, type GenerateOptions } from "./identity.js";
 
@@ -28,7 +29,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Writes via a temporary file in the same directory, fsync, then rename: readers see the old or the new file. */
-async function writeAtomically(path: string, text: string, mode: number): Promise<void> {
+export async function writeFileAtomically(path: string, text: string, mode: number): Promise<void> {
   const temporary = `${path}.${randomBytes(6).toString("hex")}.tmp`;
   const handle = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
   try {
@@ -50,8 +51,8 @@ export async function saveIdentity(directory: string, identity: Identity): Promi
   await mkdir(directory, { recursive: true, mode: 0o700 });
   // Key first: a crash between the renames leaves a pair that fails the match check (ERR_IDENTITY_INVALID),
   // never a certificate whose key is missing while an old key lingers unnoticed.
-  await writeAtomically(join(directory, PRIVATE_KEY_FILE), identity.privateKeyPem, 0o600);
-  await writeAtomically(join(directory, CERTIFICATE_FILE), identity.certificatePem, 0o644);
+  await writeFileAtomically(join(directory, PRIVATE_KEY_FILE), identity.privateKeyPem, 0o600);
+  await writeFileAtomically(join(directory, CERTIFICATE_FILE), identity.certificatePem, 0o644);
 }
 
 export async function loadIdentity(directory: string): Promise<Identity> {
@@ -86,7 +87,9 @@ export async function loadOrCreateIdentity(directory: string, options: LoadOrCre
       throw new PeerwireError("ERR_IDENTITY_INVALID", `${missing} is missing (pass regenerate to replace the identity)`);
     }
     const identity = await loadIdentity(directory);
-    if (identity.remainingDays(now()) >= renewBeforeDays) {
+    // A CA-issued certificate is never replaced by a self-signed one: that would change the peer ID and drop
+    // the CA's endorsement behind the user's back. It is used until it expires; renewing it is a new CSR.
+    if (identity.remainingDays(now()) >= renewBeforeDays || !identity.selfSigned) {
       await chmod(keyPath, 0o600);
       return identity;
     }
@@ -94,4 +97,47 @@ export async function loadOrCreateIdentity(directory: string, options: LoadOrCre
   const identity = await Identity.generate(options);
   await saveIdentity(directory, identity);
   return identity;
+}
+
+/** The name the replaced certificate is kept under: `certificate.pem.<UTC time>.bak`. */
+function backupName(now: Date): string {
+  return `${CERTIFICATE_FILE}.${now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z")}.bak`;
+}
+
+/**
+ * Installs a certificate a CA issued for this identity's key (PEM or DER). Refused with ERR_IDENTITY_INVALID
+ * when its key is not the identity's, it is not EC P-256, or it has already expired. The certificate it
+ * replaces is kept beside it (`backupPath`). The peer ID becomes the new certificate's.
+ */
+export async function installCertificate(
+  directory: string,
+  certificate: string | Uint8Array,
+  options: { now?: Date } = {},
+): Promise<{ identity: Identity; previous: Identity; backupPath: string }> {
+  const now = options.now ?? new Date();
+  const previous = await loadIdentity(directory);
+  let pem: string;
+  try {
+    pem = new x509.X509Certificate(typeof certificate === "string" ? certificate : new Uint8Array(certificate)).toString("pem") + "\n";
+  } catch (cause) {
+    throw new PeerwireError("ERR_IDENTITY_INVALID", "the new certificate is not a PEM or DER X.509 certificate", { cause });
+  }
+  const identity = Identity.fromPem(pem, previous.privateKeyPem, {
+    certificate: "the new certificate",
+    key: `the identity key (${join(directory, PRIVATE_KEY_FILE)})`,
+  });
+  if (identity.notAfter.getTime() <= now.getTime()) {
+    throw new PeerwireError("ERR_IDENTITY_INVALID", `the new certificate expired on ${identity.notAfter.toISOString()}`);
+  }
+  const backupPath = join(directory, backupName(now));
+  await writeFileAtomically(backupPath, previous.certificatePem, 0o644);
+  await writeFileAtomically(join(directory, CERTIFICATE_FILE), identity.certificatePem, 0o644);
+  return { identity, previous, backupPath };
+}
+
+/** Writes a PKCS#10 request for the identity's key to `path` (PEM) and returns its text. */
+export async function writeCertificateRequest(identity: Identity, path: string, options: { commonName?: string } = {}): Promise<string> {
+  const request = await identity.certificateRequest(options);
+  await writeFileAtomically(path, request, 0o644);
+  return request;
 }

@@ -1,4 +1,11 @@
-import { createPrivateKey, createPublicKey, sign as signData, webcrypto, type KeyObject } from "node:crypto";
+import {
+  X509Certificate as NodeX509Certificate,
+  createPrivateKey,
+  createPublicKey,
+  sign as signData,
+  webcrypto,
+  type KeyObject,
+} from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { PeerwireError } from "../errors.js";
 import { loadOrCreateIdentity, type LoadOrCreateOptions } from "./files.js";
@@ -34,6 +41,11 @@ export class Identity {
   readonly ipv6: string;
   readonly notBefore: Date;
   readonly notAfter: Date;
+  /**
+   * True when the certificate is signed by its own key (made by generate()); false for a certificate a CA
+   * issued for this key (installed with installCertificate). Automatic renewal only ever replaces the former.
+   */
+  readonly selfSigned: boolean;
   readonly #privateKey: KeyObject;
 
   private constructor(certificate: x509.X509Certificate, privateKey: KeyObject, privateKeyPem: string) {
@@ -45,6 +57,9 @@ export class Identity {
     this.ipv6 = ipv6Of(this.certificateDer);
     this.notBefore = certificate.notBefore;
     this.notAfter = certificate.notAfter;
+    const parsed = new NodeX509Certificate(this.certificateDer);
+    // Not checkIssued(): OpenSSL wants keyCertSign on the issuer, which an identity certificate does not have.
+    this.selfSigned = parsed.subject === parsed.issuer && parsed.verify(parsed.publicKey);
     this.#privateKey = privateKey;
   }
 
@@ -114,6 +129,26 @@ export class Identity {
     }
     const pem = privateKey.export({ format: "pem", type: "pkcs8" }).toString();
     return new Identity(certificate, privateKey, pem);
+  }
+
+  /**
+   * A PKCS#10 certificate request for this identity's key (PEM), signed with it so the CA sees proof of
+   * possession. The subject is `commonName` (default: the current certificate's subject).
+   */
+  async certificateRequest(options: { commonName?: string } = {}): Promise<string> {
+    const pkcs8 = this.#privateKey.export({ format: "der", type: "pkcs8" });
+    const spki = createPublicKey(this.#privateKey).export({ format: "der", type: "spki" });
+    const keys = {
+      privateKey: await webcrypto.subtle.importKey("pkcs8", pkcs8, EC_P256, false, ["sign"]),
+      publicKey: await webcrypto.subtle.importKey("spki", spki, EC_P256, true, ["verify"]),
+    } as webcrypto.CryptoKeyPair;
+    const subject = new x509.X509Certificate(this.certificateDer).subjectName;
+    const request = await x509.Pkcs10CertificateRequestGenerator.create({
+      name: options.commonName !== undefined ? [{ CN: [options.commonName] }] : subject,
+      signingAlgorithm: { name: "ECDSA", hash: "SHA-256" },
+      keys: keys as unknown as Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[0]["keys"],
+    });
+    return request.toString("pem") + "\n";
   }
 
   /** Days of validity left (negative once expired). */

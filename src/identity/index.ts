@@ -4,7 +4,10 @@ export {
   PRIVATE_KEY_FILE,
   loadIdentity,
   loadOrCreateIdentity,
+  installCertificate,
   saveIdentity,
+  writeCertificateRequest,
+  writeFileAtomically,
   type LoadOrCreateOptions,
 } from "./files.js";
 export {
