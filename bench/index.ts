@@ -6,7 +6,7 @@
  * processes of their own, bench/child.ts — how users run it).
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { cpus, freemem, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -164,19 +164,45 @@ async function twoProcesses(system: ChildSystem): Promise<void> {
 
 const WERIFT_BY_HAND = "werift layers by hand";
 
+/** This process's open file descriptors, active handles and RSS: what a leak per connection would grow. */
+async function resources(): Promise<{ fds: number; handles: number; rssMiB: number }> {
+  collectGarbage();
+  const fds = await readdir("/proc/self/fd").then((entries) => entries.length, () => Number.NaN);
+  return { fds, handles: process.getActiveResourcesInfo().length, rssMiB: process.memoryUsage().rss / MiB };
+}
+
 /**
  * N sequential loopback connects in this process, each closed before the next: peerwire (start → first verified
- * stream, as every peerwire connect here) interleaved with werift's layers wired by hand (ICE → DTLS → SCTP, no
- * verification, no stream). A failure is a connect that threw or missed SOAK_CONNECT_TIMEOUT_MS.
+ * stream, as every peerwire connect here; then 64 KiB over it, then close) interleaved with werift's layers wired
+ * by hand (ICE → DTLS → SCTP, no verification, no stream). A failure is a connect that threw or missed
+ * SOAK_CONNECT_TIMEOUT_MS. File descriptors, handles and RSS are read at 0, N/2 and N: flat means nothing leaks.
  */
 async function connectSoak(systems: BenchSystem[]): Promise<void> {
   const scenario = `connect soak, ${config.soakConnects} sequential, 1 process`;
-  const contenders: Array<[string, () => Promise<{ connectMs: number; close(): Promise<void> }>]> = [
+  type Contender = [string, () => Promise<{ connectMs: number; close(): Promise<void> }>];
+  const contenders: Contender[] = [
     [WERIFT_BY_HAND, weriftByHandConnect],
-    ...systems.filter((s) => s.name === peerwire.name).map((s): [string, () => Promise<{ connectMs: number; close(): Promise<void> }>] => [s.name, () => s.connect()]),
+    ...systems
+      .filter((s) => s.name === peerwire.name)
+      .map((s): Contender => [
+        s.name,
+        async () => {
+          const pair = await s.connect();
+          await pair.throughput(64 * 1024, 16 * 1024, 1);
+          return pair;
+        },
+      ]),
   ];
   const failed = new Map(contenders.map(([name]) => [name, 0]));
+  const readings = [0, Math.floor(config.soakConnects / 2), config.soakConnects];
+  const recordResources = async (after: number) => {
+    const { fds, handles, rssMiB } = await resources();
+    record(SOAK_PROCESS, `soak: file descriptors after ${after} cycles`, fds, "fds");
+    record(SOAK_PROCESS, `soak: active handles after ${after} cycles`, handles, "handles");
+    record(SOAK_PROCESS, `soak: RSS after ${after} cycles`, rssMiB, "MiB");
+  };
   for (let i = 0; i < config.soakConnects; i++) {
+    if (readings.includes(i)) await recordResources(i);
     const order = i % 2 === 0 ? contenders : [...contenders].reverse();
     for (const [name, connectOnce] of order) {
       const ok = await bounded(name, scenario, async () => {
@@ -188,9 +214,12 @@ async function connectSoak(systems: BenchSystem[]): Promise<void> {
     }
     if (i % 10 === 9) process.stderr.write(`\r  connect soak ${i + 1}/${config.soakConnects}`);
   }
+  await recordResources(config.soakConnects);
   process.stderr.write("\n");
   for (const [name, count] of failed) record(name, `connect soak failures (of ${config.soakConnects}), 1 process`, count, "failures");
 }
+/** The soak's resource readings are the process's (both contenders run in it). */
+const SOAK_PROCESS = "bench process (soak: peerwire + werift by hand)";
 
 /** A full collection before each memory reading when node runs with --expose-gc (npm run bench does). */
 function collectGarbage(): void {
