@@ -25,3 +25,4 @@ export { Stream, type StreamOptions } from "./sctp/index.js";
 export type { IceServer } from "./ice/index.js";
 export type { DatagramTransport } from "./transport/index.js";
 export { ERROR_CODES, PeerwireError, isPeerwireError, type ErrorCode, type Layer } from "./errors.js";
+export { CHANNEL_NAMES, type ChannelMessages, type ChannelName } from "./observe.js";

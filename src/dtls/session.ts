@@ -16,6 +16,7 @@ import {
 } from "./records.js";
 import { peerCertificateOf, type PeerVerifier } from "./trust.js";
 import { WeriftEndpoint } from "./werift.js";
+import { debugLog, observeDrop, publish } from "../observe.js";
 
 export interface DtlsOptions {
   role: "client" | "server";
@@ -98,6 +99,19 @@ const ALERT_FOR_FAILURE: Partial<Readonly<Record<ErrorCode, number>>> = {
   ERR_PEER_REJECTED: 49, // access_denied
   ERR_PEER_CHANGED: 49,
 };
+
+/** Errors that mean one side refused the other's certificate (reported as outcome "refused"). */
+const REFUSAL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "ERR_FINGERPRINT_MISMATCH",
+  "ERR_PEER_ID_MISMATCH",
+  "ERR_PEER_REJECTED",
+  "ERR_PEER_CHANGED",
+  "ERR_CERT_UNTRUSTED",
+  "ERR_CERT_EXPIRED",
+  "ERR_CERT_REVOKED",
+  "ERR_CRL_STALE",
+  "ERR_REFUSED_BY_PEER",
+]);
 
 /** How long a refusal waits for its alert to leave before the transports close (a local send: milliseconds). */
 const ALERT_SEND_BOUND_MS = 200;
@@ -193,7 +207,7 @@ export class DtlsTransport extends BaseDatagramTransport {
       this.stats.datagramsIn++;
       this.stats.bytesIn += datagram.byteLength;
       if (!recordsWellFormed(datagram)) {
-        this.stats.dropped["malformed-record"]++;
+        this.#drop("malformed-record");
         return;
       }
       for (let start = 0; start < datagram.byteLength; ) {
@@ -214,7 +228,7 @@ export class DtlsTransport extends BaseDatagramTransport {
     const epoch = (datagram[start + 3]! << 8) | datagram[start + 4]!;
     const refused = guardRecord(contentType, epoch, end - start - RECORD_HEADER_LENGTH, this.#handshakeComplete);
     if (refused !== undefined) {
-      this.stats.dropped[refused]++;
+      this.#drop(refused);
     } else if (this.#handshakeComplete) {
       this.#protected(datagram, start, end, contentType, epoch); // epoch 0 was refused above
     } else if (contentType === ContentType.alert && epoch === 0) {
@@ -237,8 +251,8 @@ export class DtlsTransport extends BaseDatagramTransport {
         if (ready.epoch === 0) this.#toWerift(ready.bytes);
         else this.#protected(ready.bytes, 0, ready.bytes.byteLength, ready.contentType, ready.epoch);
       }
-      this.stats.dropped["out-of-window"] += orderer.refused - refusedBefore;
-      this.stats.dropped["duplicate-handshake"] += orderer.duplicates - duplicatesBefore;
+      this.#drop("out-of-window", orderer.refused - refusedBefore);
+      this.#drop("duplicate-handshake", orderer.duplicates - duplicatesBefore);
     }
   }
 
@@ -250,7 +264,6 @@ export class DtlsTransport extends BaseDatagramTransport {
    * Finished included, and numbers its first application data record 1 again after the Finished.
    */
   #protected(bytes: Uint8Array, start: number, end: number, contentType: number, epoch: number): void {
-    const dropped = this.stats.dropped;
     let sequence = -1;
     if (contentType === ContentType.handshake) {
       if (this.#handshakeComplete) {
@@ -258,11 +271,11 @@ export class DtlsTransport extends BaseDatagramTransport {
         // retransmitting its last flight, as long as the client may be waiting for it: once the client's
         // application data authenticated in this epoch, the client has that flight, and a Finished is a replay.
         if (this.role === "client") {
-          dropped["post-handshake-message"]++;
+          this.#drop("post-handshake-message");
           return;
         }
         if (this.#replay.accepted(epoch)) {
-          dropped.replay++;
+          this.#drop("replay");
           return;
         }
       }
@@ -270,13 +283,13 @@ export class DtlsTransport extends BaseDatagramTransport {
       sequence = recordSequence(bytes, start);
       const verdict = this.#replay.check(epoch, sequence);
       if (verdict !== undefined) {
-        dropped[verdict]++;
+        this.#drop(verdict);
         return;
       }
     }
     const plaintext = this.#werift.open(bytes, start, end);
     if (typeof plaintext === "string") {
-      dropped[plaintext]++;
+      this.#drop(plaintext);
       return;
     }
     if (sequence >= 0) this.#replay.accept(epoch, sequence);
@@ -299,7 +312,7 @@ export class DtlsTransport extends BaseDatagramTransport {
     try {
       this.#werift.receive(toBuffer(bytes));
     } catch {
-      this.stats.dropped["werift-error"]++;
+      this.#drop("werift-error");
     }
   }
 
@@ -309,14 +322,34 @@ export class DtlsTransport extends BaseDatagramTransport {
    */
   #onAlert(plaintext: Buffer): void {
     if (plaintext.length !== 2) {
-      this.stats.dropped["malformed-record"]++;
+      this.#drop("malformed-record");
       return;
     }
     const [level, description] = [plaintext[0]!, plaintext[1]!];
+    const log = debugLog("dtls");
+    if (log.enabled) log("%s: alert from the peer: level %d, %s", this.role, level, alertName(description));
     if (level !== 2 && description !== 0) return;
     const error = alertError(level, description, this.#settleHandshake !== undefined);
     if (this.#settleHandshake !== undefined) this.#settleHandshake(error);
     else if (this.#verified) this.shutdown(error);
+  }
+
+  /** The handshake's outcome, to the debug log and the `peerwire:dtls:handshake` channel. */
+  #reportHandshake(error: PeerwireError | undefined, handshakeMs: number): void {
+    const outcome = error === undefined ? "verified" : REFUSAL_CODES.has(error.code) ? "refused" : "failed";
+    const log = debugLog("dtls");
+    if (log.enabled) {
+      if (error === undefined) log("%s: verified %s in %d ms", this.role, this.#remotePeerId, Math.round(handshakeMs));
+      else log("%s: handshake %s: %s %s", this.role, outcome, error.code, error.message);
+    }
+    publish("peerwire:dtls:handshake", () => ({ role: this.role, outcome, remotePeerId: this.#remotePeerId, error, handshakeMs }));
+  }
+
+  /** Counts dropped input (stats.dropped) and tells the debug log and the `peerwire:drop` channel. */
+  #drop(reason: DtlsDropReason, count = 1): void {
+    if (count <= 0) return;
+    this.stats.dropped[reason] += count;
+    observeDrop("dtls", reason);
   }
 
   /** Runs the handshake and the verification; resolves once the peer is authenticated and accepted. */
@@ -370,6 +403,7 @@ export class DtlsTransport extends BaseDatagramTransport {
       const settle = (error: PeerwireError | undefined) => {
         if (settled) return;
         settled = true;
+        this.#reportHandshake(error, performance.now() - started);
         this.#settleHandshake = undefined;
         this.#werift.handshakeSettled();
         clearTimeout(timer);
@@ -396,7 +430,7 @@ export class DtlsTransport extends BaseDatagramTransport {
       // if one did, the handshake would be dead in werift: end it now rather than at the timeout.
       this.#werift.socket.onClose.subscribe(() => settle(new PeerwireError("ERR_HANDSHAKE_FAILED", "werift closed the DTLS handshake")));
       this.#werift.socket.onError.subscribe(() => {
-        this.stats.dropped["werift-error"]++; // a malformed flight; the peer retransmits or the timeout decides
+        this.#drop("werift-error"); // a malformed flight; the peer retransmits or the timeout decides
       });
       this.#werift.socket.onConnect.once(() => {
         const handshakeDone = performance.now();
@@ -486,7 +520,7 @@ export class DtlsTransport extends BaseDatagramTransport {
         // The server answers a retransmitted client Finished by retransmitting its last flight; the client
         // has nothing left to receive.
         messages = this.role === "server" ? assembled.filter((m) => m.msg_type === 20) : [];
-        this.stats.dropped["post-handshake-message"] += assembled.length - messages.length;
+        this.#drop("post-handshake-message", assembled.length - messages.length);
         if (messages.length === 0) return;
       } else if (this.role === "client") {
         const finished = assembled.find((m) => m.msg_type === 20);
@@ -504,12 +538,12 @@ export class DtlsTransport extends BaseDatagramTransport {
       // The peer may send as soon as its side completes; hold it until ours has verified.
       this.#unverified.push(data);
     } else if (this.#handshakeComplete && this.#settleHandshake !== undefined) {
-      this.stats.dropped["unverified-data"]++;
+      this.#drop("unverified-data");
       this.#settleHandshake(
         new PeerwireError("ERR_PROTOCOL_VIOLATION", `the peer sent more than ${this.#maxEarlyDatagrams} datagrams before it was verified`, { layer: "dtls" }),
       );
     } else {
-      this.stats.dropped["unverified-data"]++;
+      this.#drop("unverified-data");
     }
   }
 

@@ -4,6 +4,7 @@ import { PeerwireError, abortError } from "../errors.js";
 import { parseCandidate } from "../description/candidate.js";
 import { BaseDatagramTransport } from "../transport/base.js";
 import { ICE_DROP_REASONS, IceInputGuard, addressKey, classifyDatagram, type IceDropReason } from "./guard.js";
+import { debugLog, observeDrop } from "../observe.js";
 import { parseIceServers, type IceServer } from "./servers.js";
 import {
   afterCheckComplete,
@@ -308,6 +309,11 @@ export class IceAgent {
     this.#guard.stopHolding(); // datagrams from addresses no check of ours verified are dropped now
     const held = this.#takeEarlyDatagrams();
     this.#transport = new IceTransport(this.#connection, this, this.#consentTimeoutMs, held);
+    const log = debugLog("ice");
+    if (log.enabled) {
+      const pair = this.#transport.selectedPair;
+      log("selected pair %s (%s) → %s (%s), RTT %s ms", pair.local, pair.localType, pair.remote, pair.remoteType, pair.rttMs?.toFixed(1) ?? "?");
+    }
     return this.#transport;
   }
 
@@ -388,6 +394,7 @@ export class IceAgent {
   /** @internal IceTransport reports demux drops here. */
   countDrop(reason: IceDropReason): void {
     this.stats.dropped[reason]++;
+    observeDrop("ice", reason);
   }
 
   #failure(reason: string, cause?: unknown): PeerwireError {
@@ -491,6 +498,8 @@ export class IceTransport extends BaseDatagramTransport {
   }
 
   #expire(): void {
+    const log = debugLog("ice");
+    if (log.enabled) log("consent expired: closing");
     this.shutdown(new PeerwireError("ERR_ICE_CONSENT_EXPIRED", "the peer stopped answering consent checks", { layer: "ice" }));
   }
 }

@@ -3,6 +3,7 @@ import { PeerwireError, abortError, isPeerwireError } from "../errors.js";
 import { validateDescription, type Description } from "../description/codec.js";
 import { connectDtls, type DtlsTransport } from "../dtls/session.js";
 import type { Exchange } from "./exchange.js";
+import { debugLog, publish, type ChannelMessages } from "../observe.js";
 import { allOf, expectFingerprint, expectPeerId, type PeerVerifier } from "../dtls/trust.js";
 import { IceAgent, type IceAgentOptions, type IceTransport } from "../ice/agent.js";
 import type { IceServer } from "../ice/servers.js";
@@ -59,11 +60,37 @@ export interface ConnectTimings {
 }
 
 export interface ConnectionStats {
+  /** host (both ends on a local address), srflx/prflx (through a NAT's mapping), or relay (through TURN). */
+  pathType: "host" | "srflx" | "prflx" | "relay" | "unknown";
+  /** Smoothed round-trip time measured by SCTP, else ICE's last check; undefined before any. */
+  rttMs: number | undefined;
+  /** On the wire (DTLS datagrams, headers included), per direction. */
+  bytesSent: number;
+  bytesReceived: number;
+  packetsSent: number;
+  packetsReceived: number;
+  /** SCTP chunks sent again (fast retransmit and T3). */
+  retransmissions: number;
+  /** SCTP congestion window, bytes. */
+  cwnd: number;
+  /** Input dropped by each layer's guards, all reasons together (details in ice/dtls/sctp `.dropped`). */
+  dropped: { ice: number; dtls: number; sctp: number };
   selectedPair: IceTransport["selectedPair"];
   ice: IceAgent["stats"];
   dtls: DtlsTransport["stats"];
   sctp: Association["stats"];
 }
+
+/** The path's kind, from the selected pair: relayed if either end is, else the remote end's type. */
+function pathType(pair: IceTransport["selectedPair"]): ConnectionStats["pathType"] {
+  const types = [pair.localType, pair.remoteType];
+  if (types.includes("relay")) return "relay";
+  if (types.includes("srflx")) return "srflx";
+  if (types.includes("prflx")) return "prflx";
+  return types.every((type) => type === "host") ? "host" : "unknown";
+}
+
+const total = (counts: Record<string, number>) => Object.values(counts).reduce((sum, n) => sum + n, 0);
 
 /**
  * An authenticated, encrypted connection to one peer, carrying any number of streams. `remotePeerId` is proven:
@@ -89,7 +116,12 @@ export class Connection extends EventEmitter<{ stream: [Stream]; close: [Error |
     this.remoteCertificateDer = parts.dtls.remoteCertificateDer;
     this.timings = parts.timings;
     parts.association.on("stream", (stream) => this.emit("stream", stream));
-    parts.association.once("close", (error) => this.emit("close", error));
+    parts.association.once("close", (error) => {
+      const log = debugLog("peer");
+      if (log.enabled) log("connection to %s closed: %s", this.remotePeerId, error === undefined ? "graceful" : error.message);
+      publish("peerwire:connection:close", () => ({ remotePeerId: this.remotePeerId, error }));
+      this.emit("close", error);
+    });
   }
 
   get closed(): boolean {
@@ -108,11 +140,24 @@ export class Connection extends EventEmitter<{ stream: [Stream]; close: [Error |
   }
 
   stats(): ConnectionStats {
+    const selectedPair = this.#ice.selectedPair;
+    const ice = this.#agent.stats;
+    const dtls = this.#dtls.stats;
+    const sctp = this.#association.stats;
     return {
-      selectedPair: this.#ice.selectedPair,
-      ice: this.#agent.stats,
-      dtls: this.#dtls.stats,
-      sctp: this.#association.stats,
+      pathType: pathType(selectedPair),
+      rttMs: sctp.srttMs ?? selectedPair.rttMs,
+      bytesSent: dtls.bytesOut,
+      bytesReceived: dtls.bytesIn,
+      packetsSent: dtls.datagramsOut,
+      packetsReceived: dtls.datagramsIn,
+      retransmissions: sctp.retransmissions,
+      cwnd: sctp.cwnd,
+      dropped: { ice: total(ice.dropped), dtls: total(dtls.dropped), sctp: total(sctp.dropped) },
+      selectedPair,
+      ice,
+      dtls,
+      sctp,
     };
   }
 }
@@ -138,11 +183,12 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
   let mark = started;
   /** The phase running now, for the timeout's message. */
   let phase = "candidate gathering";
-  const lap = (next: string) => {
+  const lap = (finished: ChannelMessages["peerwire:connect:phase"]["phase"], next: string) => {
     const now = performance.now();
     const elapsed = now - mark;
     mark = now;
     phase = next;
+    publish("peerwire:connect:phase", () => ({ role: options.role, phase: finished, ms: elapsed }));
     return elapsed;
   };
   /** What is left of the deadline, for layers that take a timeout of their own (the signal bounds them anyway). */
@@ -171,7 +217,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
         else addRemoteCandidateQuietly(agent, candidate);
       });
     }
-    const gatherMs = lap("description exchange");
+    const gatherMs = lap("gather", "description exchange");
     const local: Description = {
       ...agent.localParameters,
       fingerprint: { algorithm: "sha-256", value: digestOf(options.identity.certificateDer, "sha-256") },
@@ -182,11 +228,11 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     if (remote.role !== undefined && remote.role === options.role) {
       throw new PeerwireError("ERR_DESCRIPTION_INVALID", `both peers want the ${options.role} role`);
     }
-    const exchangeMs = lap("ICE connectivity checks");
+    const exchangeMs = lap("exchange", "ICE connectivity checks");
     for (const candidate of remote.candidates) agent.addRemoteCandidate(candidate);
     if (trickle === undefined) agent.endOfRemoteCandidates();
     const ice = await agent.connect(remote, { signal, timeoutMs: remaining() });
-    const iceMs = lap("DTLS handshake");
+    const iceMs = lap("ice", "DTLS handshake");
     const policies = [expectFingerprint(remote.fingerprint)];
     if (options.peerId !== undefined) policies.push(expectPeerId(options.peerId));
     if (options.trust !== undefined) policies.push(options.trust);
@@ -197,7 +243,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
       signal,
       timeoutMs: remaining(),
     });
-    lap("SCTP association");
+    lap("dtls", "SCTP association");
     const { handshakeMs: dtlsMs, verificationMs: verifyMs } = dtls.timings;
     const association = await Association.connect(dtls, {
       role: controlling ? "client" : "server",
@@ -206,16 +252,30 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
       timeoutMs: remaining(),
       ...options.sctp,
     });
-    const sctpMs = lap("done");
+    const sctpMs = lap("sctp", "done");
     const timings = { gatherMs, exchangeMs, iceMs, dtlsMs, verifyMs, sctpMs, totalMs: performance.now() - started };
-    return new Connection({ agent, ice, dtls, association, timings });
-  } catch (error) {
+    const connection = new Connection({ agent, ice, dtls, association, timings });
+    const log = debugLog("peer");
+    if (log.enabled) log("%s: connected to %s in %d ms over %s", options.role, connection.remotePeerId, Math.round(timings.totalMs), ice.selectedPair.remoteType);
+    publish("peerwire:connect:done", () => ({
+      role: options.role,
+      remotePeerId: connection.remotePeerId,
+      totalMs: timings.totalMs,
+      pathType: pathType(ice.selectedPair),
+      rttMs: ice.selectedPair.rttMs,
+    }));
+    return connection;
+  } catch (caught) {
     await dtls?.close();
     await agent.close();
+    let error = caught as Error;
     // Layers report the combined signal as ERR_ABORTED; say which of the two fired.
     if (isPeerwireError(error, "ERR_ABORTED") && timeout.aborted && options.signal?.aborted !== true) {
-      throw new PeerwireError("ERR_TIMEOUT", `connect did not complete in ${timeoutMs} ms (${phase} was running)`, { cause: error });
+      error = new PeerwireError("ERR_TIMEOUT", `connect did not complete in ${timeoutMs} ms (${phase} was running)`, { cause: error });
     }
+    const log = debugLog("peer");
+    if (log.enabled) log("%s: connect failed during %s: %s", options.role, phase, error.message);
+    publish("peerwire:connect:failed", () => ({ role: options.role, phase, error }));
     throw error;
   }
 }

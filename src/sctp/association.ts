@@ -8,6 +8,7 @@ import { MAX_USER_DATA, MAX_USER_DATA_LIMIT, lastTsnOf, type SendOptions } from 
 import { tsnAtLeast } from "./serial.js";
 import { Stream, type StreamLink } from "./stream.js";
 import { WeriftDataPath, type DataPathDropReason } from "./werift.js";
+import { debugLog, observeDrop } from "../observe.js";
 
 export interface AssociationOptions {
   /** The DTLS client is the SCTP client; it opens even stream ids, the server odd ones (RFC 8832 §6). */
@@ -200,14 +201,14 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
           transport.send(packet).catch(() => undefined); // datagram loss; SCTP retransmits
         },
         message: (streamId, ppid, data) => this.#onMessage(streamId, ppid, data),
-        drop: (reason) => this.#counters.dropped[reason]++,
+        drop: (reason) => this.#drop(reason),
         violation: (error) => this.#terminate(error),
         acknowledged: () => {
           for (const state of this.#streams.values()) this.#checkAcknowledged(state);
         },
         incomingReset: (streamIds) => this.#onIncomingReset(streamIds),
         outgoingResetRequested: (streamIds) => this.#onOutgoingResetRequested(streamIds),
-        controlError: () => this.#counters.dropped["werift-error"]++,
+        controlError: () => this.#drop("werift-error"),
         unreachable: () => this.#terminate(new PeerwireError("ERR_SCTP_FAILED", "the peer acknowledged nothing through 10 retransmission timeouts", { layer: "sctp" })),
       },
     );
@@ -416,13 +417,19 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     }
   }
 
+  /** Counts dropped input (stats.dropped) and tells the debug log and the `peerwire:drop` channel. */
+  #drop(reason: SctpDropReason): void {
+    this.#counters.dropped[reason]++;
+    observeDrop("sctp", reason);
+  }
+
   #onPacket(datagram: Uint8Array): void {
     if (this.#closed) return;
     this.#counters.packetsIn++;
     this.#counters.bytesIn += datagram.byteLength;
     const rejection = checkPacket(datagram, this.#path.acceptsZeroChecksum);
     if (rejection !== undefined) {
-      this.#counters.dropped[rejection]++;
+      this.#drop(rejection);
       return;
     }
     this.#path.receive(Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength));
@@ -435,7 +442,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     }
     const state = this.#streams.get(streamId);
     if (state === undefined || state.incomingReset) {
-      this.#counters.dropped["unknown-stream"]++;
+      this.#drop("unknown-stream");
       return;
     }
     if (data.byteLength > this.maxMessageSize) {
@@ -451,7 +458,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
   #onDcep(streamId: number, data: Uint8Array): void {
     const message = decodeDcep(data);
     if (message === undefined) {
-      this.#counters.dropped["dcep-malformed"]++;
+      this.#drop("dcep-malformed");
       return;
     }
     if (message.kind === "ack") {
@@ -461,11 +468,11 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     // The peer opens ids of its own parity only; an id in use is a protocol error we ignore.
     const peerParity = this.role === "client" ? 1 : 0;
     if (streamId % 2 !== peerParity) {
-      this.#counters.dropped["stream-id-parity"]++;
+      this.#drop("stream-id-parity");
       return;
     }
     if (this.#streams.has(streamId)) {
-      this.#counters.dropped["dcep-malformed"]++;
+      this.#drop("dcep-malformed");
       return;
     }
     if (this.#inboundStreams >= this.#maxInboundStreams) {
@@ -642,6 +649,8 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     if (this.#closed) return;
     this.#closed = true;
     this.#closeError = error;
+    const log = debugLog("sctp");
+    if (log.enabled) log("association closed: %s", error === undefined ? "graceful" : `${(error as { code?: string }).code ?? error.name}: ${error.message}`);
     // A stream whose open was not acknowledged was never handed to the application: its openStream() rejects,
     // and the stream must not emit an 'error' nobody can listen to.
     const unopened = new Set(this.#pendingOpens.keys());

@@ -1,6 +1,9 @@
 import { COMMON_HEADER, DATA_FLAG_BEGIN, DATA_FLAG_END, DATA_FLAG_UNORDERED, DATA_HEADER, dataChunkSize, type OutgoingData } from "./wire.js";
 import { Deque } from "./deque.js";
 import { tsnAfter, tsnAtLeast } from "./serial.js";
+import { debugLog } from "../observe.js";
+
+const log = debugLog("sctp");
 
 /**
  * The sending half of SCTP's data path (RFC 9260 §6.1–6.3, §7; RFC 3758 partial reliability): fragmentation,
@@ -394,6 +397,7 @@ export class Sender {
       chunk.retransmit = true;
       this.#retransmitCount++;
       this.stats.fastRetransmits++;
+      if (log.enabled) log("fast retransmit of TSN %d (3 SACKs reported it missing)", chunk.tsn);
       loss = true;
     }
     return { ackedBytes, loss, newest };
@@ -512,6 +516,7 @@ export class Sender {
     this.#t3 = undefined;
     if (this.#stopped) return;
     this.stats.t3Expiries++;
+    if (log.enabled) log("T3 expired (RTO %d ms, %d bytes in flight): retransmitting", this.rtoMs, this.flightSize);
     if (++this.#consecutiveT3 > MAX_RETRANSMISSIONS) {
       this.stop();
       this.#io.failed();
