@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { WebSocket } from "ws";
-import { PeerwireError, abortError } from "../errors.js";
+import { PeerwireError, abortError, isPeerwireError } from "../errors.js";
 import type { Identity } from "../identity/identity.js";
 import { bindPayload, decodeFrame, encodeFrame, frameBytes, type Frame, type RoutedFrame } from "./protocol.js";
 
@@ -17,10 +17,15 @@ export interface SignalingClientOptions {
   signal?: AbortSignal;
 }
 
+/** URLs one client may be given: enough for any cluster a client should know by name. */
+const MAX_URLS = 16;
+
 export type SignalingErrorFrame = Extract<Frame, { t: "error" }>;
 
 /**
- * A peer's connection to a SignalingServer, bound under its peer ID. Emits routed frames (`connect`, `answer`,
+ * A peer's connection to a SignalingServer, bound under its peer ID. Given several URLs (instances of one
+ * cluster), it binds through the first that answers and, when that connection drops, reconnects through the
+ * next ones in turn, with the same backoff. Emits routed frames (`connect`, `answer`,
  * `candidate`, `end`, `refuse`, each with the sender's server-stamped ID in `peer`), server `error` frames as `refused`
  * (not `error`, so an unhandled refusal never crashes the program), `reconnected` after a re-bind, and `close`.
  */
@@ -30,7 +35,8 @@ export class SignalingClient extends EventEmitter<{
   reconnected: [];
   close: [];
 }> {
-  readonly url: string;
+  /** Every server this client may use, in the order they are tried. */
+  readonly urls: readonly string[];
   readonly peerId: string;
   readonly #identity: Identity;
   readonly #options: Required<Omit<SignalingClientOptions, "signal" | "localAddress">> & Pick<SignalingClientOptions, "localAddress">;
@@ -38,10 +44,12 @@ export class SignalingClient extends EventEmitter<{
   #closed = false;
   #backoffMs: number;
   #reconnectTimer: NodeJS.Timeout | undefined;
+  /** Index in `urls` of the server in use (or tried last). */
+  #current = 0;
 
-  private constructor(url: string, identity: Identity, options: SignalingClientOptions) {
+  private constructor(urls: readonly string[], identity: Identity, options: SignalingClientOptions) {
     super();
-    this.url = url;
+    this.urls = urls;
     this.peerId = identity.peerId;
     this.#identity = identity;
     this.#options = {
@@ -54,12 +62,33 @@ export class SignalingClient extends EventEmitter<{
     this.#backoffMs = this.#options.minBackoffMs;
   }
 
-  /** Connects and binds; resolves once the server confirmed the peer ID. */
-  static async connect(url: string, identity: Identity, options: SignalingClientOptions = {}): Promise<SignalingClient> {
-    if (!/^wss?:\/\//.test(url)) throw new PeerwireError("ERR_INVALID_ARGUMENT", "signaling URL must be ws:// or wss://", { layer: "signaling" });
-    const client = new SignalingClient(url, identity, options);
-    await client.#open(options.signal);
-    return client;
+  /**
+   * Connects and binds; resolves once a server confirmed the peer ID. With several URLs each is tried once, in
+   * order; if none binds, the last one's error is thrown.
+   */
+  static async connect(url: string | readonly string[], identity: Identity, options: SignalingClientOptions = {}): Promise<SignalingClient> {
+    const urls = typeof url === "string" ? [url] : [...url];
+    if (urls.length === 0 || urls.length > MAX_URLS) {
+      throw new PeerwireError("ERR_INVALID_ARGUMENT", `give 1–${MAX_URLS} signaling URLs`, { layer: "signaling" });
+    }
+    for (const each of urls) {
+      if (!/^wss?:\/\//.test(each)) throw new PeerwireError("ERR_INVALID_ARGUMENT", "signaling URL must be ws:// or wss://", { layer: "signaling" });
+    }
+    const client = new SignalingClient(urls, identity, options);
+    for (let index = 0; ; index++) {
+      client.#current = index;
+      try {
+        await client.#open(options.signal);
+        return client;
+      } catch (error) {
+        if (index === urls.length - 1 || isPeerwireError(error, "ERR_ABORTED") || isPeerwireError(error, "ERR_BIND_PROOF")) throw error;
+      }
+    }
+  }
+
+  /** The server in use (or, while reconnecting, the one tried last). */
+  get url(): string {
+    return this.urls[this.#current]!;
   }
 
   get connected(): boolean {
@@ -172,6 +201,8 @@ export class SignalingClient extends EventEmitter<{
     const delay = this.#backoffMs * (0.75 + Math.random() * 0.5);
     this.#backoffMs = Math.min(this.#options.maxBackoffMs, this.#backoffMs * 2);
     this.#reconnectTimer = setTimeout(() => {
+      // Through the next server: the one that dropped us may be the one that is gone.
+      this.#current = (this.#current + 1) % this.urls.length;
       this.#open().then(
         () => this.emit("reconnected"),
         () => this.#scheduleReconnect(),

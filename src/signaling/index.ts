@@ -1,4 +1,13 @@
-export { SignalingServer, type SignalingServerOptions, type SignalingServerStats } from "./server.js";
+export {
+  SignalingServer,
+  type SignalingServerOptions,
+  type SignalingServerStats,
+  type SignalingServerEvents,
+  type SignalingBindEvent,
+  type SignalingConnectEvent,
+  type SignalingRefusalEvent,
+  type SignalingClusterEvent,
+} from "./server.js";
 export { SignalingClient, type SignalingClientOptions, type SignalingErrorFrame } from "./client.js";
 export { StunResponder, type StunResponderOptions } from "./stun.js";
 export { decodeFrame, encodeFrame, bindPayload, type Frame, type RefusalCode, type RoutedFrame, type SignalingCode } from "./protocol.js";

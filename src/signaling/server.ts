@@ -14,10 +14,12 @@ import {
   frameBytes,
   isRoutedFrame,
   type Frame,
+  type RefusalCode,
   type RoutedFrame,
   type SignalingCode,
 } from "./protocol.js";
 import { StunResponder, type StunResponderOptions } from "./stun.js";
+import { ClusterLink } from "./cluster.js";
 
 export interface SignalingServerOptions {
   /** 0 (default) picks a free port; see `port` after listen(). */
@@ -55,6 +57,56 @@ export interface SignalingServerOptions {
   maxViolations?: number;
   /** Answer STUN binding requests on UDP too (self-hosted deployments need no public STUN). */
   stun?: StunResponderOptions | false;
+  /**
+   * `redis://[user:password@]host:port[/db]`: join the instances sharing this Redis into one rendezvous (bindings
+   * and cross-instance frames go through it). Without it everything stays in this process.
+   */
+  redis?: string;
+  /** Keys and channels of the cluster start with this, so several clusters can share one Redis. Default "peerwire:". */
+  redisKeyPrefix?: string;
+  /** A binding in Redis lives this long unless refreshed (every third of it while the socket lives). Default 30 000 ms. */
+  bindingTtlMs?: number;
+}
+
+/** A peer proved its ID and is bound on this instance. */
+export interface SignalingBindEvent {
+  peerId: string;
+  /** The peer's address (IPv4, or IPv6 /64). */
+  source: string;
+}
+
+/** A `connect` delivered to a peer bound on this instance, from a dialer here (`local`) or on another instance. */
+export interface SignalingConnectEvent {
+  sid: string;
+  from: string;
+  to: string;
+  via: "local" | "cluster";
+}
+
+/** A frame or connection refused by this instance (`server`), or a connect declined by the called peer (`peer`). */
+export interface SignalingRefusalEvent {
+  code: SignalingCode | RefusalCode;
+  message: string;
+  by: "server" | "peer";
+  /** The peer whose frame, connection or connect was refused, when known. */
+  peerId?: string;
+  sid?: string;
+  source?: string;
+}
+
+/** The instance lost or regained Redis. */
+export interface SignalingClusterEvent {
+  state: "up" | "down";
+  message: string;
+}
+
+export interface SignalingServerEvents {
+  listening: [];
+  close: [];
+  bind: [SignalingBindEvent];
+  connect: [SignalingConnectEvent];
+  refusal: [SignalingRefusalEvent];
+  cluster: [SignalingClusterEvent];
 }
 
 export interface SignalingServerStats {
@@ -75,6 +127,13 @@ export interface SignalingServerStats {
    * no pong).
    */
   socketsClosed: number;
+  /** Frames sent to, and received from, other instances through Redis. */
+  clusterForwarded: number;
+  clusterReceived: number;
+  /** Messages from Redis that were not valid: dropped. */
+  clusterDropped: number;
+  /** Frames for another instance that could not be sent because Redis was unreachable. */
+  clusterUnavailable: number;
 }
 
 interface Bucket {
@@ -130,7 +189,7 @@ const TOO_MANY_CONNECTIONS = "HTTP/1.1 429 Too Many Requests\r\nConnection: clos
  * bind, and peers authenticate each other in DTLS whatever it relays. One misbehaving socket is closed; the
  * server keeps serving everyone else.
  */
-export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> {
+export class SignalingServer extends EventEmitter<SignalingServerEvents> {
   readonly stats: SignalingServerStats = {
     connections: 0,
     bound: 0,
@@ -141,8 +200,14 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
     handshakesRefused: 0,
     handshakeTimeouts: 0,
     socketsClosed: 0,
+    clusterForwarded: 0,
+    clusterReceived: 0,
+    clusterDropped: 0,
+    clusterUnavailable: 0,
   };
-  readonly #options: Required<Omit<SignalingServerOptions, "stun">>;
+  readonly #options: Required<Omit<SignalingServerOptions, "stun" | "redis" | "redisKeyPrefix">>;
+  readonly #redis: { url: string; prefix: string } | undefined;
+  #cluster: ClusterLink | undefined;
   readonly #stunOptions: StunResponderOptions | false;
   readonly #peers = new Map<string, Client>();
   readonly #perIp = new Map<string, number>();
@@ -173,6 +238,7 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
       idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
       maxPendingConnects: options.maxPendingConnects ?? 16,
       maxViolations: options.maxViolations ?? 10,
+      bindingTtlMs: options.bindingTtlMs ?? 30_000,
     };
     for (const [name, value] of Object.entries(this.#options)) {
       if (typeof value !== "number") continue; // host
@@ -183,6 +249,23 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
       }
     }
     this.#stunOptions = options.stun ?? false;
+    if (options.redis !== undefined && !/^rediss?:\/\/[^\s]+$/.test(options.redis)) {
+      throw new PeerwireError("ERR_INVALID_ARGUMENT", "redis must be a redis:// or rediss:// URL", { layer: "signaling" });
+    }
+    if (this.#options.bindingTtlMs < 1000) {
+      throw new PeerwireError("ERR_INVALID_ARGUMENT", `bindingTtlMs is out of range: ${this.#options.bindingTtlMs} (at least 1000)`, { layer: "signaling" });
+    }
+    this.#redis = options.redis === undefined ? undefined : { url: options.redis, prefix: options.redisKeyPrefix ?? "peerwire:" };
+  }
+
+  /** This instance's ID in the cluster (undefined without `redis`). */
+  get instanceId(): string | undefined {
+    return this.#cluster?.instanceId;
+  }
+
+  /** True when this instance is connected to the cluster's Redis (always false without `redis`). */
+  get clusterUp(): boolean {
+    return this.#cluster?.up ?? false;
   }
 
   /** ws:// URL clients can use (with the bound port). */
@@ -201,6 +284,8 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
   }
 
   async listen(): Promise<this> {
+    // Redis first: an instance that cannot join its cluster must not accept peers it could not route.
+    if (this.#redis !== undefined) this.#cluster = await this.#joinCluster(this.#redis);
     // The TCP listener is ours, so every connection is counted and timed from its accept, before any HTTP is
     // parsed: a socket that never sends a request would otherwise stay open forever (Node's HTTP timeouts start
     // with a request) and escape the per-IP limit (which ws applies only once upgraded).
@@ -222,6 +307,10 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
         tcp.off("error", reject);
         resolve();
       });
+    }).catch(async (error: unknown) => {
+      this.#tcp = undefined;
+      await this.#cluster?.close(); // not left connected to Redis when the port cannot be had
+      throw error;
     });
     tcp.on("error", () => undefined); // per-socket failures are handled per socket
     if (this.#stunOptions !== false) this.#stun = await new StunResponder(this.#stunOptions).listen();
@@ -233,6 +322,8 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
 
   async close(): Promise<void> {
     clearInterval(this.#heartbeat);
+    // Leave the cluster first, while the bindings are still known: other instances then stop routing here at once.
+    await this.#cluster?.close();
     const tcp = this.#tcp;
     this.#tcp = undefined;
     if (tcp !== undefined) {
@@ -257,6 +348,7 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
       this.stats.refused.ERR_RATE_LIMITED++;
       this.stats.handshakesRefused++;
       this.stats.socketsClosed++;
+      this.emit("refusal", { code: "ERR_RATE_LIMITED", message: "too many connections from this address", by: "server", source: ip });
       // Said in HTTP, which the client's WebSocket handshake understands (ERR_RATE_LIMITED on its side); what it
       // sends meanwhile is read and discarded, so the answer is not lost to a reset.
       this.#sockets.add(socket);
@@ -395,10 +487,29 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
     if (client.peerId !== peerId) client.routed.clear();
     const previous = this.#peers.get(peerId);
     if (previous !== undefined && previous !== client) this.#drop(previous, "bound again elsewhere");
+    const rebound = client.peerId;
     client.peerId = peerId;
     this.#peers.set(peerId, client);
     this.stats.bound++;
+    if (rebound !== undefined && rebound !== peerId && !this.#peers.has(rebound)) void this.#cluster?.unregister(rebound);
+    const cluster = this.#cluster;
+    if (cluster === undefined || !cluster.up) {
+      // Without Redis (or while it is away: rejoin registers it) the peer is served by this instance alone.
+      this.#bound(client, peerId);
+      return;
+    }
+    // "bound" only once the binding is in Redis, so a dialer on another instance can reach the peer as soon as
+    // it knows it is bound.
+    cluster.register(peerId).then(
+      () => this.#bound(client, peerId),
+      () => this.#bound(client, peerId),
+    );
+  }
+
+  #bound(client: Client, peerId: string): void {
+    if (client.peerId !== peerId || this.#peers.get(peerId) !== client) return; // re-bound or gone meanwhile
     this.#send(client, { t: "bound", id: peerId });
+    this.emit("bind", { peerId, source: client.source });
   }
 
   #route(client: Client, from: string, frame: RoutedFrame): void {
@@ -408,35 +519,111 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
     }
     const target = this.#peers.get(frame.peer);
     if (target === undefined) {
-      this.#refuse(client, "ERR_PEER_NOT_FOUND", `no peer bound as ${frame.peer}`, frame.sid, false);
+      if (this.#cluster !== undefined) this.#routeToCluster(this.#cluster, client, from, frame);
+      else this.#refuse(client, "ERR_PEER_NOT_FOUND", `no peer bound as ${frame.peer}`, frame.sid, false);
       return;
     }
-    if (frame.t === "connect") {
-      // Not the dialer's violation: the target may be flooded by others. The dialer learns it at once. The share
-      // of one source address is checked first, so a flood from one host leaves the rest to everyone else.
-      if (!this.#take(this.#sourceBucket(target, client.source), this.#options.connectsPerTargetPerAddressPerSecond)) {
-        this.#refuse(client, "ERR_RATE_LIMITED", `${frame.peer} receives too many connects from this address`, frame.sid, false);
-        return;
-      }
-      if (!this.#take(target.inbound, this.#options.connectsPerTargetPerSecond)) {
-        this.#refuse(client, "ERR_RATE_LIMITED", `${frame.peer} receives too many connects`, frame.sid, false);
-        return;
-      }
-      if (!client.pending.has(frame.sid)) {
-        if (client.pending.size >= this.#options.maxPendingConnects) {
-          this.#refuse(client, "ERR_RATE_LIMITED", "too many pending connects", frame.sid);
-          return;
-        }
-        const timer = setTimeout(() => client.pending.delete(frame.sid), PENDING_CONNECT_LIFETIME_MS);
-        client.pending.set(frame.sid, timer);
-      }
-      this.#remember(target, `${from} ${frame.sid}`);
+    const refuse = (code: SignalingCode, message: string) => this.#refuse(client, code, message, frame.sid, false);
+    if (frame.t === "connect" && !this.#admitConnect(target, client.source, frame, refuse)) return;
+    if (frame.t === "connect" && !this.#addPending(client, frame.sid)) return;
+    this.#deliver(target, from, frame, "local");
+  }
+
+  /** A frame for a peer that is not bound here: to its instance through Redis, or ERR_PEER_NOT_FOUND. */
+  #routeToCluster(cluster: ClusterLink, client: Client, from: string, frame: RoutedFrame): void {
+    if (frame.t === "connect" && !this.#addPending(client, frame.sid)) return;
+    const notFound = (message: string) => {
+      if (frame.t === "connect") this.#settlePending(client, frame.sid);
+      if (client.socket.readyState === client.socket.OPEN) this.#refuse(client, "ERR_PEER_NOT_FOUND", message, frame.sid, false);
+    };
+    if (!cluster.up) {
+      this.stats.clusterUnavailable++;
+      notFound(`no peer bound as ${frame.peer} on this instance (the cluster is unavailable)`);
+      return;
     }
-    if (frame.t === "answer" || frame.t === "refuse") {
-      // The reply settles the dialer's pending connect.
-      const timer = target.pending.get(frame.sid);
-      clearTimeout(timer);
-      target.pending.delete(frame.sid);
+    cluster.forwardFrame(frame.peer, client.source, { ...frame, peer: from }).then(
+      (delivered) => {
+        if (delivered) this.stats.clusterForwarded++;
+        else notFound(`no peer bound as ${frame.peer}`);
+      },
+      () => {
+        this.stats.clusterUnavailable++;
+        notFound(`no peer bound as ${frame.peer} on this instance (the cluster is unavailable)`);
+      },
+    );
+  }
+
+  /** A frame from another instance for a peer bound here; refusals go back to the dialer through Redis. */
+  #fromCluster(cluster: ClusterLink, to: string, source: string, frame: RoutedFrame): void {
+    this.stats.clusterReceived++;
+    const from = frame.peer;
+    const refuse = (code: SignalingCode, message: string) => {
+      this.stats.refused[code]++;
+      this.emit("refusal", { code, message, by: "server", peerId: from, sid: frame.sid, source });
+      cluster.forwardError(from, code, message, frame.sid).catch(() => undefined);
+    };
+    const target = this.#peers.get(to);
+    if (target === undefined) {
+      // Bound elsewhere or gone since the sender looked it up.
+      if (frame.t === "connect") refuse("ERR_PEER_NOT_FOUND", `no peer bound as ${to}`);
+      return;
+    }
+    if (frame.t === "connect" && !this.#admitConnect(target, source, frame, refuse)) return;
+    this.#deliver(target, from, frame, "cluster");
+  }
+
+  /** A refusal from the instance of the peer our client dialed. */
+  #errorFromCluster(to: string, error: { code: SignalingCode; message: string; sid?: string }): void {
+    this.stats.clusterReceived++;
+    const client = this.#peers.get(to);
+    if (client === undefined) return;
+    if (error.sid !== undefined) this.#settlePending(client, error.sid);
+    this.#send(client, { t: "error", ...error });
+  }
+
+  /**
+   * The target's side of a connect: its rate, and first the share of one source address, so a flood from one
+   * host leaves the rest to everyone else. Not the dialer's violation (the target may be flooded by others); the
+   * dialer learns it at once.
+   */
+  #admitConnect(target: Client, source: string, frame: RoutedFrame, refuse: (code: SignalingCode, message: string) => void): boolean {
+    if (!this.#take(this.#sourceBucket(target, source), this.#options.connectsPerTargetPerAddressPerSecond)) {
+      refuse("ERR_RATE_LIMITED", `${frame.peer} receives too many connects from this address`);
+      return false;
+    }
+    if (!this.#take(target.inbound, this.#options.connectsPerTargetPerSecond)) {
+      refuse("ERR_RATE_LIMITED", `${frame.peer} receives too many connects`);
+      return false;
+    }
+    return true;
+  }
+
+  /** The dialer's side of a connect: at most maxPendingConnects unanswered. */
+  #addPending(client: Client, sid: string): boolean {
+    if (client.pending.has(sid)) return true;
+    if (client.pending.size >= this.#options.maxPendingConnects) {
+      this.#refuse(client, "ERR_RATE_LIMITED", "too many pending connects", sid);
+      return false;
+    }
+    client.pending.set(sid, setTimeout(() => client.pending.delete(sid), PENDING_CONNECT_LIFETIME_MS));
+    return true;
+  }
+
+  #settlePending(client: Client, sid: string): void {
+    clearTimeout(client.pending.get(sid));
+    client.pending.delete(sid);
+  }
+
+  /** Hands a frame to a peer bound here; `from` is the sender's proven ID. */
+  #deliver(target: Client, from: string, frame: RoutedFrame, via: "local" | "cluster"): void {
+    if (frame.t === "connect") {
+      this.#remember(target, `${from} ${frame.sid}`);
+      this.emit("connect", { sid: frame.sid, from, to: target.peerId!, via });
+    }
+    // The reply settles the dialer's pending connect.
+    if (frame.t === "answer" || frame.t === "refuse") this.#settlePending(target, frame.sid);
+    if (frame.t === "refuse") {
+      this.emit("refusal", { code: frame.code, message: `${from} declined the connect`, by: "peer", peerId: target.peerId!, sid: frame.sid });
     }
     this.stats.framesRouted++;
     this.#send(target, { ...frame, peer: from });
@@ -469,6 +656,14 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
   /** Answers with an error; `violation` counts towards closing the socket (a missing peer is not abuse). */
   #refuse(client: Client, code: SignalingCode, message: string, sid?: string, violation = true): void {
     this.stats.refused[code]++;
+    this.emit("refusal", {
+      code,
+      message,
+      by: "server",
+      source: client.source,
+      ...(client.peerId !== undefined ? { peerId: client.peerId } : {}),
+      ...(sid !== undefined ? { sid } : {}),
+    });
     this.#send(client, sid === undefined ? { t: "error", code, message } : { t: "error", code, message, sid });
     if (violation && ++client.violations >= this.#options.maxViolations) this.#drop(client, "too many refused frames");
   }
@@ -501,7 +696,32 @@ export class SignalingServer extends EventEmitter<{ listening: []; close: [] }> 
     client.pending.clear();
     client.routed.clear();
     client.inboundBySource.clear();
-    if (client.peerId !== undefined && this.#peers.get(client.peerId) === client) this.#peers.delete(client.peerId);
+    if (client.peerId !== undefined && this.#peers.get(client.peerId) === client) {
+      this.#peers.delete(client.peerId);
+      void this.#cluster?.unregister(client.peerId);
+    }
+  }
+
+  async #joinCluster(redis: { url: string; prefix: string }): Promise<ClusterLink> {
+    const cluster = new ClusterLink(
+      { url: redis.url, prefix: redis.prefix, bindingTtlMs: this.#options.bindingTtlMs, maxFrameBytes: this.#options.maxFrameBytes },
+      {
+        localPeers: () => this.#peers.keys(),
+        onFrame: (to, source, frame) => this.#fromCluster(cluster, to, source, frame),
+        onError: (to, error) => this.#errorFromCluster(to, error),
+        onReplaced: (peerId) => {
+          const local = this.#peers.get(peerId);
+          if (local === undefined) return;
+          // It is someone else's now: forget it here before the socket closes, so our unbind cannot remove theirs.
+          this.#peers.delete(peerId);
+          this.#drop(local, "bound again elsewhere");
+        },
+        onState: (up, message) => this.emit("cluster", { state: up ? "up" : "down", message }),
+        onDropped: () => this.stats.clusterDropped++,
+      },
+    );
+    await cluster.start();
+    return cluster;
   }
 
   /** Every idleTimeoutMs / 2: a connection that did not answer the previous ping is gone. */
