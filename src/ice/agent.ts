@@ -438,6 +438,7 @@ export class IceTransport extends BaseDatagramTransport {
   #consentTimer: NodeJS.Timeout | undefined;
   readonly #unsubscribe: () => void;
 
+  /** @internal Made by IceAgent.connect(); its parameters are werift's types, kept out of the public .d.ts. */
   constructor(connection: Connection, agent: IceAgent, consentTimeoutMs: number, early: Buffer[] = []) {
     super();
     this.#connection = connection;

@@ -76,7 +76,7 @@ function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** werift's own reading of a datagram (undefined: werift takes it for data); never throws. */
+/** @internal werift's own reading of a datagram (undefined: werift takes it for data); never throws. */
 export function parseStun(data: Uint8Array, key?: Buffer): Message | undefined {
   try {
     return parseMessage(asBuffer(data), key);
@@ -86,6 +86,7 @@ export function parseStun(data: Uint8Array, key?: Buffer): Message | undefined {
 }
 
 /**
+ * @internal
  * `data` parsed, when it is signed with `password`: werift's parser verifies every MESSAGE-INTEGRITY and
  * FINGERPRINT it meets, and here the message must also end with exactly MESSAGE-INTEGRITY then FINGERPRINT.
  * RFC 5389 §15.4 has receivers ignore attributes after MESSAGE-INTEGRITY, but werift acts on them: without this
