@@ -1,0 +1,26 @@
+import type { Command } from "commander";
+import { dial } from "../../peer/index.js";
+import type { Cli } from "../context.js";
+import { announce, HeldConnection } from "../connection.js";
+import { connectOptions, networked, peerId, signalingUrl, type NetworkOptions } from "../options.js";
+import { pipeStdio } from "../stdio.js";
+
+export function register(program: Command, cli: Cli): void {
+  networked(
+    program
+      .command("dial")
+      .description("connect to a peer and wire stdin/stdout to one stream, like netcat (half-close aware)")
+      .argument("<peer-id>", "the peer to reach", peerId),
+    true,
+  ).action(async (target: string, options: NetworkOptions) => {
+    const signaling = await signalingUrl(cli, options);
+    const connect = connectOptions(options, cli);
+    const me = await cli.identity();
+    const connection = await dial({ identity: me, signaling, peerId: target, ...connect, signal: cli.lifecycle.stopped });
+    await new HeldConnection(cli, connection).run(async () => {
+      announce(cli, connection);
+      const stream = await connection.openStream({ label: "stdio" });
+      await pipeStdio(stream, true, cli.lifecycle.stopped);
+    });
+  });
+}

@@ -1,0 +1,121 @@
+import { InvalidArgumentError, type Command } from "commander";
+import { PeerwireError } from "../errors.js";
+import type { IceServer } from "../ice/index.js";
+import { isPeerId } from "../identity/index.js";
+import type { Cli } from "./context.js";
+import { CONFIG_FILE, readConfig } from "./home.js";
+import { addTrustOptions, trustFromOptions, type TrustCliOptions } from "./trust.js";
+import type { PeerVerifier } from "../dtls/index.js";
+
+/** Options every networked command shares (trust policies included: see trust.ts). */
+export interface NetworkOptions extends TrustCliOptions {
+  signal?: string;
+  ice: string[];
+  turnUsername?: string;
+  turnCredential?: string;
+  loopback?: boolean;
+  relay?: boolean;
+  timeout: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** A usage error: exits 2 (see main.ts), like commander's own. */
+export function usageError(message: string): PeerwireError {
+  return new PeerwireError("ERR_INVALID_ARGUMENT", message, { layer: "cli" });
+}
+
+/** commander argument parsers: a bad value is a usage error with a message that says what was expected. */
+export function positiveInteger(value: string): number {
+  const number = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(number) || number <= 0) {
+    throw new InvalidArgumentError("expected a positive whole number.");
+  }
+  return number;
+}
+
+export function port(value: string): number {
+  const number = Number(value);
+  if (!/^\d+$/.test(value.trim()) || number > 65535) throw new InvalidArgumentError("expected a port number, 0–65535 (0: any free port).");
+  return number;
+}
+
+export function peerId(value: string): string {
+  const trimmed = value.trim();
+  if (!isPeerId(trimmed)) throw new InvalidArgumentError("a peer ID is 26 characters of A–Z, 3–7 and 9 (see `peerwire id`).");
+  return trimmed;
+}
+
+/** A variadic peer-ID option (--allow A B …): each value checked. */
+export const peerIds = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), peerId(value)];
+
+const collect = (value: string, all: string[]) => [...all, value];
+
+/** Adds the options every networked command shares; `signaling`: the command needs a signaling server. */
+export function networked(command: Command, signaling: boolean): Command {
+  if (signaling) {
+    command.option("--signal <url>", `signaling server, ws:// or wss:// (default: $PEERWIRE_SIGNAL, else "signal" in the identity directory's ${CONFIG_FILE})`);
+  }
+  return addTrustOptions(command)
+    .option("--ice <url>", "STUN/TURN server, e.g. stun:host:3478 or turn:host:3478?transport=tcp (repeatable)", collect, [])
+    .option("--turn-username <name>", "username for the TURN server")
+    .option("--turn-credential <secret>", "credential for the TURN server")
+    .option("--loopback", "use 127.0.0.1 only (local testing)")
+    .option("--relay", "connect through the TURN server only (hides this host's addresses from the peer)")
+    .option("--timeout <ms>", "connection setup timeout", positiveInteger, DEFAULT_TIMEOUT_MS);
+}
+
+/** The signaling URL: --signal, else $PEERWIRE_SIGNAL, else `signal` in config.json; checked before any connect. */
+export async function signalingUrl(cli: Cli, options: NetworkOptions, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  let url = options.signal;
+  let source = "--signal";
+  if (url === undefined && env.PEERWIRE_SIGNAL !== undefined && env.PEERWIRE_SIGNAL !== "") {
+    url = env.PEERWIRE_SIGNAL;
+    source = "PEERWIRE_SIGNAL";
+  }
+  if (url === undefined) {
+    url = (await readConfig(cli.identityDirectory())).signal;
+    source = CONFIG_FILE;
+  }
+  if (url === undefined) {
+    throw usageError(`no signaling server: pass --signal URL, set PEERWIRE_SIGNAL, or put {"signal": URL} in ${CONFIG_FILE} in the identity directory`);
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw usageError(`${source}: "${url}" is not a URL (expected ws://host:port or wss://host)`);
+  }
+  if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") throw usageError(`${source}: "${url}" is not a ws:// or wss:// URL`);
+  return url;
+}
+
+function iceServers(options: NetworkOptions): IceServer[] {
+  return options.ice.map((urls) =>
+    urls.startsWith("turn") ? { urls, username: options.turnUsername ?? "", credential: options.turnCredential ?? "" } : { urls },
+  );
+}
+
+/** The connect()/dial()/listen() options the shared flags select, the trust policy among them. */
+export function connectOptions(
+  options: NetworkOptions,
+  cli: Pick<Cli, "identityDirectory">,
+): {
+  iceServers: IceServer[];
+  loopbackOnly: boolean;
+  timeoutMs: number;
+  ice?: { relayOnly: boolean };
+  trust?: PeerVerifier;
+} {
+  if (options.relay === true && !options.ice.some((url) => url.startsWith("turn"))) {
+    throw usageError("--relay needs a TURN server (--ice turn:host:port)");
+  }
+  const trust = trustFromOptions(options, cli.identityDirectory());
+  return {
+    iceServers: iceServers(options),
+    loopbackOnly: options.loopback === true,
+    timeoutMs: options.timeout,
+    ...(options.relay === true ? { ice: { relayOnly: true } } : {}),
+    ...(trust !== undefined ? { trust } : {}),
+  };
+}
