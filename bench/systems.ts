@@ -343,12 +343,24 @@ export async function weriftByHandConnect(): Promise<WeriftByHand> {
 type NodeDataChannel = typeof import("node-datachannel");
 type NativeChannel = InstanceType<NodeDataChannel["PeerConnection"]> extends { createDataChannel(...a: never[]): infer C } ? C : never;
 let native: Promise<NodeDataChannel | undefined> | undefined;
-const loadNative = () => (native ??= import("node-datachannel").then((m) => (m.default ?? m) as NodeDataChannel, () => undefined));
+/** Why node-datachannel could not be loaded, when it could not. */
+let nativeProblem: string | undefined;
+const loadNative = () =>
+  (native ??= import("node-datachannel").then(
+    (m) => (m.default ?? m) as NodeDataChannel,
+    (error: NodeJS.ErrnoException) => {
+      nativeProblem =
+        error.code === "ERR_MODULE_NOT_FOUND"
+          ? "not installed: node-datachannel is this repository's devDependency, for the comparison only — `npm ci` installs it, or `npm install --no-save node-datachannel@0.33.4` (prebuilt native, ~10 MB)"
+          : `installed but does not load (no prebuilt binary for this platform?): ${error.message}`;
+      return undefined;
+    },
+  ));
 
 /** Bound to 127.0.0.1; candidates are also filtered to loopback (its native sockets are invisible to the guard). */
 export const nodeDataChannel: BenchSystem = {
   name: "node-datachannel",
-  unavailable: async () => ((await loadNative()) === undefined ? "not installed (optional native dependency)" : undefined),
+  unavailable: async () => ((await loadNative()) === undefined ? nativeProblem : undefined),
   async connect() {
     const ndc = (await loadNative())!;
     const config = { iceServers: [], bindAddress: "127.0.0.1", maxMessageSize: 256 * 1024 };
