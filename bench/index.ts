@@ -15,6 +15,7 @@ import { Lab, labIceArgs, labUnavailable, SIGNAL_URL, type NatKind } from "../te
 import { renderChart } from "./chart.js";
 import { summarize, type Summary } from "./stats.js";
 import { childViolations, twoProcessTransfers, udpAcrossProcesses } from "./processes.js";
+import { signalingClusterBench } from "./signaling-cluster.js";
 import { PEERWIRE_LARGE_PACKETS, type ChildSystem, type TransferSpec } from "./protocol.js";
 import { aesGcmLimit, closeShared, crc32cLimit, nodeDataChannel, peerwire, peerwireLossyThroughput, udpLimit, weriftByHandConnect, weriftPeerConnection, type BenchSystem } from "./systems.js";
 
@@ -221,6 +222,22 @@ async function connectSoak(systems: BenchSystem[]): Promise<void> {
 /** The soak's resource readings are the process's (both contenders run in it). */
 const SOAK_PROCESS = "bench process (soak: peerwire + werift by hand)";
 
+/**
+ * The signaling server's routing: binds per second and the time from a dialer's connect frame to its delivery at
+ * the target, with one instance in memory, one on Redis and two on Redis (bench/signaling-cluster.ts; the Redis
+ * rows need redis-server, and say so when it is absent).
+ */
+async function signalingCluster(): Promise<void> {
+  const system = "peerwire signaling";
+  const result = await signalingClusterBench({ peers: values.quick ? 100 : 200, connects: values.quick ? 200 : 500 });
+  for (const row of result.rows) {
+    record(system, `signaling binds per second, ${row.setup}`, row.bindsPerSecond, "binds/s");
+    record(system, `signaling routing p50, ${row.setup}`, row.routingP50Us, "µs");
+    record(system, `signaling routing p99, ${row.setup}`, row.routingP99Us, "µs");
+  }
+  if (result.unavailable !== undefined) unavailable[`${system} on Redis`] = result.unavailable;
+}
+
 /** A full collection before each memory reading when node runs with --expose-gc (npm run bench does). */
 function collectGarbage(): void {
   (globalThis as { gc?: () => void }).gc?.();
@@ -339,6 +356,7 @@ async function main(): Promise<void> {
   }
   process.stderr.write("\n");
   await connectSoak(systems);
+  await signalingCluster();
   for (let r = 0; r < config.lossyRepetitions; r++) {
     for (const loss of [0.01, 0.05]) {
       const scenario = `throughput, ${loss * 100}% loss`;
