@@ -266,17 +266,35 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     }));
     return connection;
   } catch (caught) {
+    let error = caught as Error;
+    // Layers report the combined signal as ERR_ABORTED; when it was the deadline, say so with the code of the
+    // phase that ran out of it (a dialer learns "ICE failed, pairs tried: …", not a bare timeout).
+    if (isPeerwireError(error, "ERR_ABORTED") && timeout.aborted && options.signal?.aborted !== true) {
+      error = deadlineError(phase, timeoutMs, agent, error);
+    }
     await dtls?.close();
     await agent.close();
-    let error = caught as Error;
-    // Layers report the combined signal as ERR_ABORTED; say which of the two fired.
-    if (isPeerwireError(error, "ERR_ABORTED") && timeout.aborted && options.signal?.aborted !== true) {
-      error = new PeerwireError("ERR_TIMEOUT", `connect did not complete in ${timeoutMs} ms (${phase} was running)`, { cause: error });
-    }
     const log = debugLog("peer");
     if (log.enabled) log("%s: connect failed during %s: %s", options.role, phase, error.message);
     publish("peerwire:connect:failed", () => ({ role: options.role, phase, error }));
     throw error;
+  }
+}
+
+/** connect()'s deadline ran out during `phase`: that phase's own failure code, naming the deadline. */
+function deadlineError(phase: string, timeoutMs: number, agent: IceAgent, cause: Error): PeerwireError {
+  const ran = `connect did not complete in ${timeoutMs} ms (${phase} was running)`;
+  switch (phase) {
+    case "ICE connectivity checks": {
+      const pairs = agent.describePairs();
+      return new PeerwireError("ERR_ICE_FAILED", `${ran}; pairs tried: ${pairs.length === 0 ? "none" : pairs.join("; ")}`, { cause, layer: "ice" });
+    }
+    case "DTLS handshake":
+      return new PeerwireError("ERR_HANDSHAKE_TIMEOUT", ran, { cause });
+    case "SCTP association":
+      return new PeerwireError("ERR_SCTP_FAILED", ran, { cause });
+    default:
+      return new PeerwireError("ERR_TIMEOUT", ran, { cause }); // gathering, or the peer's answer through the exchange
   }
 }
 

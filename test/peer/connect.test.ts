@@ -114,6 +114,24 @@ describe("connect(): ICE → DTLS (verified) → SCTP over loopback UDP", async 
     if (results[1].status === "fulfilled") await results[1].value.close();
   });
 
+  test("a stale description (its agent is gone) fails with ERR_ICE_FAILED listing the pairs tried, not a bare timeout", async () => {
+    let stale: Description | undefined;
+    const [exchangeA, exchangeB] = inProcessExchange((d) => {
+      if (d.role === "controlled") stale = d;
+      return d;
+    });
+    const [a, b] = await Promise.all([
+      connect({ identity: alice, role: "controlling", exchange: exchangeA, loopbackOnly: true }),
+      connect({ identity: bob, role: "controlled", exchange: exchangeB, loopbackOnly: true }),
+    ]);
+    await Promise.all([a.close(), b.close()]);
+    assert.ok(stale !== undefined);
+    await assert.rejects(
+      connect({ identity: alice, role: "controlling", exchange: async () => stale!, loopbackOnly: true, timeoutMs: 2500 }),
+      (e) => isPeerwireError(e, "ERR_ICE_FAILED") && /pairs tried: 127\.0\.0\.1/.test(e.message),
+    );
+  });
+
   test("bad arguments and timeouts are coded errors", async () => {
     const never = () => new Promise<Description>(() => undefined);
     await assert.rejects(connect({ identity: alice, role: "boss" as "controlling", exchange: never }), (e) => isPeerwireError(e, "ERR_INVALID_ARGUMENT"));
