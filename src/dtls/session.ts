@@ -113,6 +113,9 @@ const REFUSAL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "ERR_REFUSED_BY_PEER",
 ]);
 
+/** The most plaintext a DTLS record carries (RFC 6347 §4.1, RFC 5246 §6.2.1: 2^14 bytes). */
+const MAX_RECORD_PLAINTEXT = 16_384;
+
 /** How long a refusal waits for its alert to leave before the transports close (a local send: milliseconds). */
 const ALERT_SEND_BOUND_MS = 200;
 
@@ -387,7 +390,19 @@ export class DtlsTransport extends BaseDatagramTransport {
 
   protected async sendDatagram(datagram: Uint8Array): Promise<void> {
     if (!this.#verified) throw new PeerwireError("ERR_TRANSPORT_CLOSED", "DTLS session is not established");
+    if (datagram.byteLength > MAX_RECORD_PLAINTEXT) {
+      throw new PeerwireError("ERR_DATAGRAM_TOO_LARGE", `datagram of ${datagram.byteLength} bytes exceeds a DTLS record's ${MAX_RECORD_PLAINTEXT}`, { layer: "dtls" });
+    }
     await this.#werift.socket.send(toBuffer(datagram));
+  }
+
+  /**
+   * Closes the session; an established one tells the peer first (close_notify, RFC 5246 §7.2.1), so its side
+   * closes at once instead of when its lower layer gives up. Waits at most ALERT_SEND_BOUND_MS for it to leave.
+   */
+  override async close(): Promise<void> {
+    if (!this.closed && this.#verified && !this.#lowerClosed) await this.#sendAlert(1, 0);
+    await super.close();
   }
 
   protected release(): void {
@@ -458,12 +473,17 @@ export class DtlsTransport extends BaseDatagramTransport {
    */
   async #refuse(error: PeerwireError): Promise<void> {
     const description = ALERT_FOR_FAILURE[error.code];
-    if (description === undefined || this.closed || this.#lower.closed) return;
+    if (description !== undefined) await this.#sendAlert(2, description);
+  }
+
+  /** A protected alert to the peer; resolves when it left, or after ALERT_SEND_BOUND_MS. Never throws. */
+  async #sendAlert(level: 1 | 2, description: number): Promise<void> {
+    if (this.closed || this.#lower.closed) return;
     let alert: Buffer | undefined;
     try {
-      alert = this.#werift.sealAlert(2, description);
+      alert = this.#werift.sealAlert(level, description);
     } catch {
-      return; // the refusal stands; the peer learns at its timeout
+      return; // nothing sent: the peer learns from its own timers
     }
     if (alert === undefined) return;
     this.stats.datagramsOut++;

@@ -427,6 +427,9 @@ export class IceAgent {
   }
 }
 
+/** The largest UDP payload over IPv4 (65,535 less the IP and UDP headers). */
+const MAX_UDP_PAYLOAD = 65_507;
+
 /**
  * The selected pair as a DatagramTransport. Only DTLS (first byte 20–63, RFC 7983) goes up; the rest is counted
  * and dropped. Closes with ERR_ICE_CONSENT_EXPIRED when consent lapses.
@@ -489,7 +492,11 @@ export class IceTransport extends BaseDatagramTransport {
   }
 
   protected async sendDatagram(datagram: Uint8Array): Promise<void> {
-    await this.#connection.send(Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength));
+    if (datagram.byteLength > MAX_UDP_PAYLOAD) {
+      throw new PeerwireError("ERR_DATAGRAM_TOO_LARGE", `datagram of ${datagram.byteLength} bytes exceeds UDP's ${MAX_UDP_PAYLOAD}`, { layer: "ice" });
+    }
+    // A copy: werift's socket send resolves before the kernel took the bytes, and the caller may reuse its buffer.
+    await this.#connection.send(Buffer.from(datagram));
   }
 
   protected release(): void {

@@ -55,6 +55,9 @@ export function encodeAck(): Uint8Array {
 
 export type DcepMessage = { kind: "open"; channel: ChannelParameters } | { kind: "ack" };
 
+/** Strict: invalid UTF-8 is refused, not turned into U+FFFD (which would make two labels look alike). */
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
 /** Parses a PPID-50 message; undefined when malformed (the caller drops and counts it). */
 export function decodeDcep(bytes: Uint8Array): DcepMessage | undefined {
   if (bytes.byteLength === 1 && bytes[0] === MESSAGE_ACK) return { kind: "ack" };
@@ -67,12 +70,15 @@ export function decodeDcep(bytes: Uint8Array): DcepMessage | undefined {
   if (12 + labelLength + protocolLength !== bytes.byteLength) return undefined;
   const base = type & ~UNORDERED;
   if (base !== RELIABLE && base !== PARTIAL_RELIABLE_REXMIT && base !== PARTIAL_RELIABLE_TIMED) return undefined;
-  const channel: ChannelParameters = {
-    ordered: (type & UNORDERED) === 0,
-    priority: view.readUInt16BE(2),
-    label: view.toString("utf8", 12, 12 + labelLength),
-    protocol: view.toString("utf8", 12 + labelLength, 12 + labelLength + protocolLength),
-  };
+  let label: string;
+  let protocol: string;
+  try {
+    label = UTF8.decode(bytes.subarray(12, 12 + labelLength));
+    protocol = UTF8.decode(bytes.subarray(12 + labelLength, 12 + labelLength + protocolLength));
+  } catch {
+    return undefined; // RFC 8832 §5.1: label and protocol are UTF-8; anything else is malformed
+  }
+  const channel: ChannelParameters = { ordered: (type & UNORDERED) === 0, priority: view.readUInt16BE(2), label, protocol };
   if (base === PARTIAL_RELIABLE_REXMIT) channel.maxRetransmits = reliability;
   if (base === PARTIAL_RELIABLE_TIMED) channel.maxPacketLifeTimeMs = reliability;
   return { kind: "open", channel };

@@ -48,12 +48,7 @@ const subjects: Subject[] = [
       const { a, b, ta, tb } = await connectedAgents();
       return { a: ta, b: tb, close: async () => void (await Promise.all([a.close(), b.close()])) };
     },
-    bufferReuseTodo:
-      "IceTransport.send resolves before the socket copied the bytes: a buffer reused right after arrives altered (seen: all 10 dropped as not-dtls; src/ice/agent.ts sendDatagram should copy, or wait for the socket's callback)",
-    oversized: {
-      size: 65_508,
-      todo: "IceTransport.send resolves for a datagram above UDP's 65,507-byte maximum and nothing is sent (src/ice/agent.ts sendDatagram)",
-    },
+    oversized: { size: 65_508 },
     // The far end learns it from consent expiry (RFC 7675, at least 7 s): covered by test/ice/ice.test.ts.
     peerSeesClose: { expected: false },
   },
@@ -68,14 +63,8 @@ const subjects: Subject[] = [
         close: async () => void (await Promise.all([client.close(), server.close(), raw[0].close(), raw[1].close()])),
       };
     },
-    oversized: {
-      size: 16_385,
-      todo: "DtlsTransport.send accepts a datagram above a record's 2^14-byte plaintext limit: 16,385 bytes go out as one record (record_overflow for a strict peer), 20,000 are dropped unseen by the peer's guard (src/dtls/session.ts sendDatagram)",
-    },
-    peerSeesClose: {
-      expected: true,
-      todo: "DtlsTransport.close() sends no close_notify, so the peer is never told (src/dtls/session.ts release)",
-    },
+    oversized: { size: 16_385 },
+    peerSeesClose: { expected: true },
   },
 ];
 
