@@ -16,6 +16,11 @@ export {
   type DialOptions,
   type ListenOptions,
   type ListenerStats,
+  LanListener,
+  type LanDialOptions,
+  type LanListenOptions,
+  type LanListenerStats,
+  type MdnsOptions,
 } from "./peer/index.js";
 export { SignalingClient, SignalingServer } from "./signaling/index.js";
 export { Identity, fingerprintOf, peerIdOf, type GenerateOptions, type LoadOrCreateOptions } from "./identity/index.js";

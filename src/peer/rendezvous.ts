@@ -11,11 +11,15 @@ import { isPeerId } from "../identity/fingerprint.js";
 import { SignalingClient, type SignalingErrorFrame } from "../signaling/client.js";
 import type { RefusalCode, RoutedFrame } from "../signaling/protocol.js";
 import { connect, type ConnectOptions, type Connection } from "./connect.js";
+import { dialOnLan, isLanDial, isLanListen, listenOnLan, type LanDialOptions, type LanListener, type LanListenOptions } from "./lan.js";
 
 export interface RendezvousOptions {
   identity: Identity;
-  /** A bound SignalingClient (kept open), or the server's URL (a client is opened, and closed when done). */
-  signaling: SignalingClient | string;
+  /**
+   * A bound SignalingClient (kept open), or the server's URL — or several (the instances of a cluster, tried in
+   * turn; see SignalingClient.connect) — for which a client is opened, and closed when done.
+   */
+  signaling: SignalingClient | string | readonly string[];
   iceServers?: IceServer[];
   trust?: PeerVerifier;
   loopbackOnly?: boolean;
@@ -74,7 +78,7 @@ export interface ListenerStats {
 
 /** Remote candidates one attempt accepts on one IP address (a host has a few ports per address, not dozens). */
 export const MAX_CANDIDATES_PER_ADDRESS = 3;
-const DEFAULT_MAX_REMOTE_CANDIDATES = 10;
+export const DEFAULT_MAX_REMOTE_CANDIDATES = 10;
 const DEFAULT_MAX_ATTEMPTS = 16;
 const DEFAULT_MAX_ATTEMPTS_PER_PEER = 2;
 
@@ -132,7 +136,8 @@ function newSessionId(): string {
   return randomBytes(12).toString("base64url");
 }
 
-function positiveInteger(value: number | undefined, fallback: number, name: string): number {
+/** @internal */
+export function positiveInteger(value: number | undefined, fallback: number, name: string): number {
   const n = value ?? fallback;
   if (!Number.isInteger(n) || n < 1) throw new PeerwireError("ERR_INVALID_ARGUMENT", `${name} must be a positive integer`);
   return n;
@@ -142,7 +147,8 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
  * Admits remote candidates up to `max` per attempt and MAX_CANDIDATES_PER_ADDRESS per IP address. Candidates
  * that do not parse are left out (the ICE agent would refuse them anyway).
  */
-function candidateBudget(max: number, onIgnored: () => void): (candidate: string) => boolean {
+/** @internal */
+export function candidateBudget(max: number, onIgnored: () => void): (candidate: string) => boolean {
   let admitted = 0;
   const perAddress = new Map<string, number>();
   return (candidate) => {
@@ -242,7 +248,7 @@ function sessionChannel(options: {
 }
 
 async function openClient(options: RendezvousOptions & { signal?: AbortSignal }): Promise<{ client: SignalingClient; owned: boolean }> {
-  if (typeof options.signaling === "string") {
+  if (!(options.signaling instanceof SignalingClient)) {
     const client = await SignalingClient.connect(options.signaling, options.identity, options.signal !== undefined ? { signal: options.signal } : {});
     return { client, owned: true };
   }
@@ -261,7 +267,8 @@ function routerFor(client: SignalingClient): SessionRouter {
   return router;
 }
 
-function connectOptions(options: RendezvousOptions): Partial<ConnectOptions> {
+/** @internal */
+export function connectOptions(options: Omit<RendezvousOptions, "signaling">): Partial<ConnectOptions> {
   return {
     identity: options.identity,
     ...(options.iceServers !== undefined ? { iceServers: options.iceServers } : {}),
@@ -278,8 +285,10 @@ function connectOptions(options: RendezvousOptions): Partial<ConnectOptions> {
  * or ERR_FINGERPRINT_MISMATCH). A refusal by the peer or the server fails it at once with the refusal's code
  * (ERR_RATE_LIMITED, ERR_PEER_REJECTED, ERR_PEER_NOT_FOUND, …).
  */
-export async function dial(options: DialOptions): Promise<Connection> {
+export async function dial(options: DialOptions | LanDialOptions): Promise<Connection> {
+  if (isLanDial(options)) return dialOnLan(options);
   if (!isPeerId(options.peerId)) throw new PeerwireError("ERR_INVALID_ARGUMENT", "peerId must be a 26-character peer ID");
+  if (options.peerId === options.identity.peerId) throw new PeerwireError("ERR_SELF_DIAL", "a peer cannot dial itself");
   const maxRemoteCandidates = positiveInteger(options.maxRemoteCandidates, DEFAULT_MAX_REMOTE_CANDIDATES, "maxRemoteCandidates");
   const { client, owned } = await openClient(options);
   const router = routerFor(client);
@@ -456,7 +465,8 @@ export class Listener extends EventEmitter<{ connection: [Connection]; failure: 
   }
 }
 
-function listenerLimits(options: ListenOptions): { maxAttempts: number; maxAttemptsPerPeer: number; maxRemoteCandidates: number } {
+/** @internal */
+export function listenerLimits(options: ListenOptions): { maxAttempts: number; maxAttemptsPerPeer: number; maxRemoteCandidates: number } {
   return {
     maxAttempts: positiveInteger(options.maxAttempts, DEFAULT_MAX_ATTEMPTS, "maxAttempts"),
     maxAttemptsPerPeer: positiveInteger(options.maxAttemptsPerPeer, DEFAULT_MAX_ATTEMPTS_PER_PEER, "maxAttemptsPerPeer"),
@@ -464,7 +474,11 @@ function listenerLimits(options: ListenOptions): { maxAttempts: number; maxAttem
   };
 }
 
-export async function listen(options: ListenOptions): Promise<Listener> {
+export async function listen(options: LanListenOptions): Promise<LanListener>;
+export async function listen(options: ListenOptions): Promise<Listener>;
+export async function listen(options: ListenOptions | LanListenOptions): Promise<Listener | LanListener>;
+export async function listen(options: ListenOptions | LanListenOptions): Promise<Listener | LanListener> {
+  if (isLanListen(options)) return listenOnLan(options);
   for (const id of options.allow ?? []) {
     if (!isPeerId(id)) throw new PeerwireError("ERR_INVALID_ARGUMENT", `allow: ${id} is not a peer ID`);
   }

@@ -247,11 +247,12 @@ describe("dial and listen through the server", async () => {
     await Promise.all([aliceClient.close(), bobClient.close()]);
   });
 
-  test("dialing a peer that is not bound: ERR_PEER_NOT_FOUND", async () => {
+  test("dialing a peer that is not bound: ERR_PEER_NOT_FOUND; dialing oneself: ERR_SELF_DIAL at once", async () => {
     const server = await startServer();
     await assert.rejects(dial({ identity: alice, signaling: server.url, peerId: mallory.peerId, loopbackOnly: true, timeoutMs: 4000 }), (e) =>
       isPeerwireError(e, "ERR_PEER_NOT_FOUND"),
     );
+    await assert.rejects(dial({ identity: alice, signaling: [server.url], peerId: alice.peerId, loopbackOnly: true }), (e) => isPeerwireError(e, "ERR_SELF_DIAL"));
   });
 
   test("a lying server that hands the dialer to another peer cannot make it succeed: ERR_PEER_ID_MISMATCH", async () => {
