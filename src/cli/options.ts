@@ -1,7 +1,9 @@
+import { readFile } from "node:fs/promises";
 import { InvalidArgumentError, type Command } from "commander";
 import { PeerwireError } from "../errors.js";
 import type { IceServer } from "../ice/index.js";
-import { isPeerId } from "../identity/index.js";
+import { isPeerId, type Identity } from "../identity/index.js";
+import { SignalingClient, parseServerFingerprint, type SignalingClientTlsOptions } from "../signaling/index.js";
 import type { Cli } from "./context.js";
 import { CONFIG_FILE, readConfig } from "./home.js";
 import { addTrustOptions, trustFromOptions, type TrustCliOptions } from "./trust.js";
@@ -10,6 +12,9 @@ import type { PeerVerifier } from "../dtls/index.js";
 /** Options every networked command shares (trust policies included: see trust.ts). */
 export interface NetworkOptions extends TrustCliOptions {
   signal?: string;
+  signalCa?: string;
+  signalFingerprint?: string;
+  signalTofu?: boolean;
   ice: string[];
   turnUsername?: string;
   turnCredential?: string;
@@ -54,7 +59,11 @@ const collect = (value: string, all: string[]) => [...all, value];
 /** Adds the options every networked command shares; `signaling`: the command needs a signaling server. */
 export function networked(command: Command, signaling: boolean): Command {
   if (signaling) {
-    command.option("--signal <url>", `signaling server, ws:// or wss:// (default: $PEERWIRE_SIGNAL, else "signal" in the identity directory's ${CONFIG_FILE})`);
+    command
+      .option("--signal <url>", `signaling server, ws:// or wss:// (default: $PEERWIRE_SIGNAL, else "signal" in the identity directory's ${CONFIG_FILE})`)
+      .option("--signal-ca <file>", "wss: trust the server's certificate if this PEM file is it or its CA (instead of the system's CAs)")
+      .option("--signal-fingerprint <fp>", "wss: pin the server's certificate, sha-256:AB:CD:…")
+      .option("--signal-tofu", "wss: trust the server's certificate on first use (recorded in known_signal_servers in the identity directory)");
   }
   return addTrustOptions(command)
     .option("--ice <url>", "STUN/TURN server, e.g. stun:host:3478 or turn:host:3478?transport=tcp (repeatable)", collect, [])
@@ -87,7 +96,37 @@ export async function signalingUrl(cli: Cli, options: NetworkOptions, env: NodeJ
     throw usageError(`${source}: "${url}" is not a URL (expected ws://host:port or wss://host)`);
   }
   if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") throw usageError(`${source}: "${url}" is not a ws:// or wss:// URL`);
+  if (hasSignalTls(options) && parsed.protocol !== "wss:") throw usageError(`--signal-ca, --signal-fingerprint and --signal-tofu need a wss:// server, not "${url}"`);
+  if (options.signalFingerprint !== undefined) {
+    try {
+      parseServerFingerprint(options.signalFingerprint);
+    } catch (error) {
+      throw usageError(`--signal-fingerprint: ${(error as Error).message}`);
+    }
+  }
   return url;
+}
+
+const hasSignalTls = (options: NetworkOptions) => options.signalCa !== undefined || options.signalFingerprint !== undefined || options.signalTofu === true;
+
+/**
+ * What dial()/listen() take as `signaling`: the URL itself, or — with --signal-ca, --signal-fingerprint or
+ * --signal-tofu — a client already bound through a TLS connection checked that way (closed when the command
+ * ends). A wss:// URL without them is checked against the system's CAs.
+ */
+export async function openSignaling(cli: Cli, options: NetworkOptions, url: string, identity: Identity, signal?: AbortSignal): Promise<string | SignalingClient> {
+  if (!hasSignalTls(options)) return url;
+  const tls: SignalingClientTlsOptions = {};
+  if (options.signalCa !== undefined) {
+    tls.ca = await readFile(options.signalCa, "utf8").catch((cause: unknown) => {
+      throw usageError(`--signal-ca: cannot read ${options.signalCa}: ${(cause as Error).message}`);
+    });
+  }
+  if (options.signalFingerprint !== undefined) tls.fingerprint = options.signalFingerprint;
+  if (options.signalTofu === true) tls.knownServers = { directory: cli.identityDirectory() };
+  const client = await SignalingClient.connect(url, identity, { tls, ...(signal !== undefined ? { signal } : {}) });
+  cli.lifecycle.defer(() => client.close());
+  return client;
 }
 
 function iceServers(options: NetworkOptions): IceServer[] {

@@ -3,6 +3,7 @@ import { WebSocket } from "ws";
 import { PeerwireError, abortError, isPeerwireError } from "../errors.js";
 import type { Identity } from "../identity/identity.js";
 import { bindPayload, decodeFrame, encodeFrame, frameBytes, type Frame, type RoutedFrame } from "./protocol.js";
+import { checkClientTlsOptions, connectSecure, refusalFromResponse, tlsFailure, type SignalingClientTlsOptions } from "./tls.js";
 
 export interface SignalingClientOptions {
   /** Reconnect (and re-bind) after the connection drops. Default true. */
@@ -14,6 +15,12 @@ export interface SignalingClientOptions {
   timeoutMs?: number;
   /** Local address to connect from (a multi-homed host). Default: the system's choice. */
   localAddress?: string;
+  /**
+   * wss:// only: how the server's certificate is trusted (default: the system's CAs) — `ca`, `fingerprint`,
+   * `knownServers` — and whether the identity certificate is presented as the TLS client certificate
+   * (`identity`, default true; the server may then take it as the bind proof).
+   */
+  tls?: SignalingClientTlsOptions;
   signal?: AbortSignal;
 }
 
@@ -39,7 +46,8 @@ export class SignalingClient extends EventEmitter<{
   readonly urls: readonly string[];
   readonly peerId: string;
   readonly #identity: Identity;
-  readonly #options: Required<Omit<SignalingClientOptions, "signal" | "localAddress">> & Pick<SignalingClientOptions, "localAddress">;
+  readonly #options: Required<Omit<SignalingClientOptions, "signal" | "localAddress" | "tls">> & Pick<SignalingClientOptions, "localAddress">;
+  readonly #tls: SignalingClientTlsOptions;
   #socket: WebSocket | undefined;
   #closed = false;
   #backoffMs: number;
@@ -59,6 +67,7 @@ export class SignalingClient extends EventEmitter<{
       timeoutMs: options.timeoutMs ?? 10_000,
       ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
     };
+    this.#tls = options.tls ?? {};
     this.#backoffMs = this.#options.minBackoffMs;
   }
 
@@ -73,6 +82,12 @@ export class SignalingClient extends EventEmitter<{
     }
     for (const each of urls) {
       if (!/^wss?:\/\//.test(each)) throw new PeerwireError("ERR_INVALID_ARGUMENT", "signaling URL must be ws:// or wss://", { layer: "signaling" });
+    }
+    if (options.tls !== undefined) {
+      checkClientTlsOptions(options.tls);
+      if (!urls.some((each) => each.startsWith("wss://"))) {
+        throw new PeerwireError("ERR_INVALID_ARGUMENT", "tls options need a wss:// signaling URL", { layer: "signaling" });
+      }
     }
     const client = new SignalingClient(urls, identity, options);
     for (let index = 0; ; index++) {
@@ -119,13 +134,31 @@ export class SignalingClient extends EventEmitter<{
     this.emit("close");
   }
 
-  /** One connection attempt: open, answer the hello with a bind proof, wait for `bound`. */
-  #open(signal?: AbortSignal): Promise<void> {
+  /**
+   * One connection attempt: open (for wss, a TLS connection whose server certificate is checked first), answer
+   * the hello with a bind proof, wait for `bound`. One deadline, timeoutMs, for all of it.
+   */
+  async #open(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw abortError(signal, "signaling connect");
+    const started = performance.now();
+    const secure = this.url.startsWith("wss://")
+      ? await connectSecure(this.url, this.#identity, this.#tls, {
+          timeoutMs: this.#options.timeoutMs,
+          ...(this.#options.localAddress !== undefined ? { localAddress: this.#options.localAddress } : {}),
+          ...(signal !== undefined ? { signal } : {}),
+        })
+      : undefined;
+    const remainingMs = Math.max(1, this.#options.timeoutMs - (performance.now() - started));
     return new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) return reject(abortError(signal, "signaling connect"));
+      if (signal?.aborted) {
+        secure?.destroy();
+        return reject(abortError(signal, "signaling connect"));
+      }
       const socket = new WebSocket(this.url, {
         maxPayload: 64 * 1024,
         ...(this.#options.localAddress !== undefined ? { localAddress: this.#options.localAddress } : {}),
+        // The TLS connection already checked: the WebSocket handshake runs on it.
+        ...(secure !== undefined ? { createConnection: () => secure } : {}),
       });
       let settled = false;
       const settle = (error?: Error) => {
@@ -142,14 +175,33 @@ export class SignalingClient extends EventEmitter<{
         socket.terminate();
         reject(error);
       };
-      const timer = setTimeout(() => settle(new PeerwireError("ERR_TIMEOUT", `signaling bind did not complete in ${this.#options.timeoutMs} ms`, { layer: "signaling" })), this.#options.timeoutMs);
+      const timer = setTimeout(() => settle(new PeerwireError("ERR_TIMEOUT", `signaling bind did not complete in ${this.#options.timeoutMs} ms`, { layer: "signaling" })), remainingMs);
       const onAbort = () => settle(abortError(signal!, "signaling connect"));
       signal?.addEventListener("abort", onAbort, { once: true });
-      socket.on("error", (cause) => settle(new PeerwireError("ERR_CONNECTION_CLOSED", `cannot reach ${this.url}`, { layer: "signaling", cause })));
+      // Over TLS, a server that refuses our certificate in OpenSSL says so with an alert, seen here; one that
+      // checks it in Node (rejectUnauthorized) just closes the connection after the handshake.
+      socket.on("error", (cause) => {
+        if (secure === undefined) {
+          settle(new PeerwireError("ERR_CONNECTION_CLOSED", `cannot reach ${this.url}`, { layer: "signaling", cause }));
+          return;
+        }
+        const failure = tlsFailure(this.url, cause);
+        settle(
+          failure.code === "ERR_CONNECTION_CLOSED"
+            ? new PeerwireError("ERR_CONNECTION_CLOSED", `${this.url} closed the connection after the TLS handshake, without answering (${cause.message}); a server that does not accept this client's certificate may do this`, { layer: "signaling", cause })
+            : failure,
+        );
+      });
       // The server refuses connections past its per-IP limit with HTTP 429, before the WebSocket upgrade.
       socket.on("unexpected-response", (_request, response) => {
         const status = response.statusCode ?? 0;
         response.resume();
+        // A peerwire server that refused our TLS client certificate answers 403 with the trust code.
+        const refusal = status === 403 ? refusalFromResponse(this.url, response.headers) : undefined;
+        if (refusal !== undefined) {
+          settle(refusal);
+          return;
+        }
         settle(
           status === 429
             ? new PeerwireError("ERR_RATE_LIMITED", `${this.url} refused the connection: too many connections from this address`, { layer: "signaling" })
@@ -165,6 +217,11 @@ export class SignalingClient extends EventEmitter<{
           return; // a server sending garbage is ignored frame by frame
         }
         if (frame.t === "hello") {
+          if (frame.tls === this.peerId) {
+            // The server saw our identity certificate in the TLS handshake, which proved the key.
+            socket.send(encodeFrame({ t: "bind-tls", id: this.peerId }));
+            return;
+          }
           const sig = this.#identity.sign(bindPayload(frame.nonce));
           socket.send(encodeFrame({ t: "bind", cert: this.#identity.certificateDer, sig, id: this.peerId }));
         } else if (frame.t === "bound") {
@@ -178,7 +235,7 @@ export class SignalingClient extends EventEmitter<{
         } else if (frame.t === "error") {
           if (!settled && frame.code === "ERR_BIND_PROOF") settle(new PeerwireError("ERR_BIND_PROOF", frame.message, { layer: "signaling" }));
           else this.emit("refused", frame);
-        } else if (frame.t !== "bind") {
+        } else if (frame.t !== "bind" && frame.t !== "bind-tls") {
           this.emit("frame", frame);
         }
       });

@@ -7,8 +7,10 @@ import { MsgpackShapeError, packValue, unpackChecked } from "../wire/msgpack.js"
  * Signaling frames: one msgpack map per WebSocket binary message, key `t` naming the type. Descriptions travel
  * as their own encoded bytes (`d`), decoded and checked by the receiving peer, never trusted by the server.
  *
- *   server → client   hello  { nonce }                     bound { id }              error { code, message, sid? }
+ *   server → client   hello  { nonce, tls? }               bound { id }              error { code, message, sid? }
  *   client → server   bind   { cert, sig, id? }            sig = ECDSA-SHA256("peerwire-bind-v1" ‖ nonce)
+ *                     bind-tls { id }                      over wss, when hello's `tls` named this ID: the TLS client
+ *                                                          certificate (the identity's) is the proof
  *   both ways         connect { to|from, sid, d }  answer { to|from, sid, d }  candidate { to|from, sid, c }
  *                     end { to|from, sid }   (end of candidates)
  *                     refuse { to|from, sid, code }   (the called peer declines a connect instead of answering it)
@@ -38,8 +40,10 @@ export type RoutedFrame =
   | { t: "refuse"; peer: string; sid: string; code: RefusalCode };
 
 export type Frame =
-  | { t: "hello"; nonce: Uint8Array }
+  /** `tls`: the peer ID whose certificate the client presented in the TLS handshake (it may bind with it). */
+  | { t: "hello"; nonce: Uint8Array; tls?: string }
   | { t: "bind"; cert: Uint8Array; sig: Uint8Array; id?: string }
+  | { t: "bind-tls"; id: string }
   | { t: "bound"; id: string }
   | { t: "error"; code: SignalingCode; message: string; sid?: string }
   | RoutedFrame;
@@ -98,8 +102,9 @@ export function decodeFrame(data: Uint8Array, direction: "to" | "from", maxFrame
   if (!(wire instanceof Map)) throw invalid("top level must be a map");
   const type = wire.get("t");
   const allowed: Record<string, readonly string[]> = {
-    hello: ["nonce"],
+    hello: ["nonce", "tls"],
     bind: ["cert", "sig", "id"],
+    "bind-tls": ["id"],
     bound: ["id"],
     error: ["code", "message", "sid"],
     connect: [direction, "sid", "d"],
@@ -114,8 +119,13 @@ export function decodeFrame(data: Uint8Array, direction: "to" | "from", maxFrame
   }
   const get = (key: string) => wire.get(key) as unknown;
   switch (type) {
-    case "hello":
-      return { t: "hello", nonce: bytes(get("nonce"), "nonce", 64, 16) };
+    case "hello": {
+      const frame: Frame = { t: "hello", nonce: bytes(get("nonce"), "nonce", 64, 16) };
+      if (get("tls") !== undefined) frame.tls = text(get("tls"), "tls", isPeerId);
+      return frame;
+    }
+    case "bind-tls":
+      return { t: "bind-tls", id: text(get("id"), "id", isPeerId) };
     case "bind": {
       const frame: Frame = { t: "bind", cert: bytes(get("cert"), "cert", MAX_CERTIFICATE_BYTES), sig: bytes(get("sig"), "sig", 160) };
       if (get("id") !== undefined) frame.id = text(get("id"), "id", isPeerId);

@@ -2,6 +2,7 @@ import { X509Certificate, randomBytes, verify } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from "node:http";
 import { createServer as createNetServer, isIPv6, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { PeerwireError } from "../errors.js";
@@ -20,6 +21,7 @@ import {
 } from "./protocol.js";
 import { StunResponder, type StunResponderOptions } from "./stun.js";
 import { ClusterLink } from "./cluster.js";
+import { ServerTls, refusalResponse, type ClientCertificateCode, type SignalingServerTlsOptions, type TlsPeer } from "./tls.js";
 
 export interface SignalingServerOptions {
   /** 0 (default) picks a free port; see `port` after listen(). */
@@ -66,6 +68,11 @@ export interface SignalingServerOptions {
   redisKeyPrefix?: string;
   /** A binding in Redis lives this long unless refreshed (every third of it while the socket lives). Default 30 000 ms. */
   bindingTtlMs?: number;
+  /**
+   * Serve wss: the server's certificate and key (PEM), and optionally `clientCa` — a trust directory whose CA
+   * must have issued every client's certificate (peerwire/trust's trustCa rules, CRLs reloaded while running).
+   */
+  tls?: SignalingServerTlsOptions;
 }
 
 /** A peer proved its ID and is bound on this instance. */
@@ -85,7 +92,7 @@ export interface SignalingConnectEvent {
 
 /** A frame or connection refused by this instance (`server`), or a connect declined by the called peer (`peer`). */
 export interface SignalingRefusalEvent {
-  code: SignalingCode | RefusalCode;
+  code: SignalingCode | RefusalCode | ClientCertificateCode;
   message: string;
   by: "server" | "peer";
   /** The peer whose frame, connection or connect was refused, when known. */
@@ -119,8 +126,17 @@ export interface SignalingServerStats {
   repliesExempt: number;
   /** Frames refused, by error code sent back. */
   refused: Record<SignalingCode, number>;
-  /** TCP connections closed before the upgrade: over `connectionsPerIp` (answered 429), or past `handshakeTimeoutMs`. */
+  /**
+   * TCP connections closed before the upgrade: over `connectionsPerIp` (answered 429), or a client certificate
+   * refused (answered 403, also counted in `clientCertificatesRefused`).
+   */
   handshakesRefused: number;
+  /** wss: TLS handshakes that failed (not TLS, no common cipher, …). */
+  tlsFailures: number;
+  /** wss with `clientCa`: clients refused for their certificate, by code. */
+  clientCertificatesRefused: Record<ClientCertificateCode, number>;
+  /** Binds proven by the TLS client certificate instead of a signed nonce. */
+  tlsBinds: number;
   handshakeTimeouts: number;
   /**
    * Sockets closed for abuse (too many violations, oversized frames, per-IP limit, handshake or bind timeout,
@@ -152,6 +168,8 @@ interface Client {
   socket: WebSocket;
   /** Source address for fairness: the IPv4 address, or the IPv6 /64. */
   source: string;
+  /** wss: the certificate the client presented in the TLS handshake (proven: it signed the handshake). */
+  tlsPeer: TlsPeer | undefined;
   nonce: Uint8Array;
   peerId: string | undefined;
   /** All frames from this connection. */
@@ -199,13 +217,17 @@ export class SignalingServer extends EventEmitter<SignalingServerEvents> {
     refused: { ERR_PEER_NOT_FOUND: 0, ERR_BIND_PROOF: 0, ERR_RATE_LIMITED: 0, ERR_SIGNALING_PROTOCOL: 0, ERR_PEER_REJECTED: 0 },
     handshakesRefused: 0,
     handshakeTimeouts: 0,
+    tlsFailures: 0,
+    clientCertificatesRefused: { ERR_CERT_UNTRUSTED: 0, ERR_CERT_REVOKED: 0, ERR_CERT_EXPIRED: 0, ERR_CRL_STALE: 0 },
+    tlsBinds: 0,
     socketsClosed: 0,
     clusterForwarded: 0,
     clusterReceived: 0,
     clusterDropped: 0,
     clusterUnavailable: 0,
   };
-  readonly #options: Required<Omit<SignalingServerOptions, "stun" | "redis" | "redisKeyPrefix">>;
+  readonly #options: Required<Omit<SignalingServerOptions, "stun" | "redis" | "redisKeyPrefix" | "tls">>;
+  readonly #tls: ServerTls | undefined;
   readonly #redis: { url: string; prefix: string } | undefined;
   #cluster: ClusterLink | undefined;
   readonly #stunOptions: StunResponderOptions | false;
@@ -214,13 +236,15 @@ export class SignalingServer extends EventEmitter<SignalingServerEvents> {
   readonly #clients = new Set<Client>();
   /** Every TCP connection still open (upgraded or not). */
   readonly #sockets = new Set<Socket>();
-  /** TCP connections that have not completed the upgrade, with their deadline. */
-  readonly #handshakes = new Map<Duplex, NodeJS.Timeout>();
+  /** Connections (TCP, or TLS over it) that have not completed the upgrade: deadline, address, TLS certificate. */
+  readonly #handshakes = new Map<Duplex, { deadline: NodeJS.Timeout; ip: string; tlsPeer: TlsPeer | undefined }>();
   #tcp: NetServer | undefined;
   #http: HttpServer | undefined;
   #wss: WebSocketServer | undefined;
   #stun: StunResponder | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  /** A re-check of the client certificates is running (they may take longer than a sweep interval). */
+  #rechecking = false;
 
   constructor(options: SignalingServerOptions = {}) {
     super();
@@ -256,6 +280,7 @@ export class SignalingServer extends EventEmitter<SignalingServerEvents> {
       throw new PeerwireError("ERR_INVALID_ARGUMENT", `bindingTtlMs is out of range: ${this.#options.bindingTtlMs} (at least 1000)`, { layer: "signaling" });
     }
     this.#redis = options.redis === undefined ? undefined : { url: options.redis, prefix: options.redisKeyPrefix ?? "peerwire:" };
+    this.#tls = options.tls === undefined ? undefined : new ServerTls(options.tls);
   }
 
   /** This instance's ID in the cluster (undefined without `redis`). */
@@ -268,10 +293,10 @@ export class SignalingServer extends EventEmitter<SignalingServerEvents> {
     return this.#cluster?.up ?? false;
   }
 
-  /** ws:// URL clients can use (with the bound port). */
+  /** ws:// (wss:// with `tls`) URL clients can use (with the bound port). */
   get url(): string {
     const host = this.#options.host === "0.0.0.0" ? "127.0.0.1" : this.#options.host;
-    return `ws://${host.includes(":") ? `[${host}]` : host}:${this.port}`;
+    return `${this.#tls !== undefined ? "wss" : "ws"}://${host.includes(":") ? `[${host}]` : host}:${this.port}`;
   }
 
   get port(): number {
@@ -330,12 +355,13 @@ export class SignalingServer extends EventEmitter<SignalingServerEvents> {
       const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
       for (const client of this.#clients) client.socket.terminate();
       for (const socket of this.#sockets) socket.destroy();
-      for (const timer of this.#handshakes.values()) clearTimeout(timer);
+      for (const { deadline } of this.#handshakes.values()) clearTimeout(deadline);
       this.#handshakes.clear();
       await closed;
       await new Promise<void>((resolve) => this.#wss!.close(() => resolve()));
     }
     await this.#stun?.close();
+    this.#tls?.close();
     this.emit("close");
   }
 
@@ -353,49 +379,105 @@ export class SignalingServer extends EventEmitter<SignalingServerEvents> {
       // sends meanwhile is read and discarded, so the answer is not lost to a reset.
       this.#sockets.add(socket);
       socket.once("close", () => this.#sockets.delete(socket));
-      socket.end(TOO_MANY_CONNECTIONS);
-      socket.resume();
+      const answer = (stream: Duplex) => {
+        stream.end(TOO_MANY_CONNECTIONS);
+        stream.resume();
+      };
+      if (this.#tls === undefined) {
+        answer(socket);
+      } else {
+        // Said inside TLS, or a wss client would only see a protocol error; the timer below bounds the handshake too.
+        const secure = this.#tls.wrap(socket);
+        secure.on("error", () => socket.destroy());
+        secure.once("secure", () => answer(secure));
+      }
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
     this.#perIp.set(ip, open);
     this.#sockets.add(socket);
+    // The deadline covers the TLS handshake and the client-certificate check too: together they are the upgrade.
+    const served: Duplex = this.#tls !== undefined ? this.#tls.wrap(socket) : socket;
     const deadline = setTimeout(() => {
-      this.#handshakes.delete(socket);
+      this.#handshakes.delete(served);
       this.stats.handshakeTimeouts++;
       this.stats.socketsClosed++;
       socket.destroy();
     }, this.#options.handshakeTimeoutMs);
-    this.#handshakes.set(socket, deadline);
+    this.#handshakes.set(served, { deadline, ip, tlsPeer: undefined });
     socket.once("close", () => {
-      clearTimeout(this.#handshakes.get(socket));
-      this.#handshakes.delete(socket);
+      clearTimeout(this.#handshakes.get(served)?.deadline);
+      this.#handshakes.delete(served);
       this.#sockets.delete(socket);
       const left = (this.#perIp.get(ip) ?? 1) - 1;
       if (left <= 0) this.#perIp.delete(ip);
       else this.#perIp.set(ip, left);
     });
-    this.#http!.emit("connection", socket);
+    if (this.#tls === undefined) {
+      this.#http!.emit("connection", socket);
+      return;
+    }
+    const secure = served as TLSSocket;
+    let established = false;
+    secure.on("error", () => {
+      if (!established) this.stats.tlsFailures++; // not TLS, no common version or cipher, …
+      socket.destroy();
+    });
+    secure.once("secure", () => {
+      established = true;
+      this.#onSecure(this.#tls!, secure, socket, ip);
+    });
+  }
+
+  /**
+   * A TLS handshake completed: the client certificate is checked (trustCa's rules, when `clientCa` is set)
+   * before HTTP reads a byte; a refused client gets an HTTP 403 naming the code, never a WebSocket.
+   */
+  #onSecure(tls: ServerTls, secure: TLSSocket, socket: Socket, ip: string): void {
+    tls.verify(secure).then(
+      (tlsPeer) => {
+        const handshake = this.#handshakes.get(secure);
+        if (handshake === undefined || this.#http === undefined) return; // timed out or closing meanwhile
+        handshake.tlsPeer = tlsPeer;
+        this.#http.emit("connection", secure);
+      },
+      (error: unknown) => {
+        const refusal = error instanceof PeerwireError ? error : new PeerwireError("ERR_CERT_UNTRUSTED", String(error), { layer: "signaling" });
+        const code = refusal.code as ClientCertificateCode;
+        clearTimeout(this.#handshakes.get(secure)?.deadline); // refused, not timed out: the timer below ends it
+        this.#handshakes.delete(secure);
+        this.stats.clientCertificatesRefused[code]++;
+        this.stats.handshakesRefused++;
+        this.stats.socketsClosed++;
+        this.emit("refusal", { code, message: refusal.message, by: "server", source: sourceOf(ip) });
+        // What the client sent meanwhile (its upgrade request) is read and discarded, so the answer is not lost to a reset.
+        secure.end(refusalResponse(refusal));
+        secure.resume();
+        setTimeout(() => socket.destroy(), 1000).unref();
+      },
+    );
   }
 
   #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (!this.#handshakes.has(socket) || this.#wss === undefined) {
+    const handshake = this.#handshakes.get(socket);
+    if (handshake === undefined || this.#wss === undefined) {
       socket.destroy(); // timed out meanwhile, or closing
       return;
     }
     this.#wss.handleUpgrade(request, socket, head, (ws) => {
-      clearTimeout(this.#handshakes.get(socket));
+      clearTimeout(handshake.deadline);
       this.#handshakes.delete(socket);
-      this.#accept(ws, sourceOf(request.socket.remoteAddress ?? "?"));
+      this.#accept(ws, sourceOf(handshake.ip), handshake.tlsPeer);
     });
   }
 
-  #accept(socket: WebSocket, source: string): void {
+  #accept(socket: WebSocket, source: string, tlsPeer: TlsPeer | undefined): void {
     this.stats.connections++;
     const now = performance.now();
     const client: Client = {
       socket,
       source,
+      tlsPeer,
       nonce: new Uint8Array(randomBytes(32)),
       peerId: undefined,
       frames: { tokens: this.#options.messagesPerSecond * 2, at: now },
@@ -414,7 +496,8 @@ export class SignalingServer extends EventEmitter<SignalingServerEvents> {
     socket.on("message", (data, isBinary) => this.#onFrame(client, data, isBinary));
     socket.on("error", () => undefined); // e.g. a frame over maxPayload: ws closes the socket itself
     socket.on("close", () => this.#forget(client));
-    this.#send(client, { t: "hello", nonce: client.nonce });
+    // A P-256 TLS client certificate is an identity's: the client may bind with it (no signature needed).
+    this.#send(client, tlsPeer?.identityKey === true ? { t: "hello", nonce: client.nonce, tls: tlsPeer.peerId } : { t: "hello", nonce: client.nonce });
   }
 
   #onFrame(client: Client, data: RawData, isBinary: boolean): void {
@@ -439,7 +522,7 @@ export class SignalingServer extends EventEmitter<SignalingServerEvents> {
       this.#refuse(client, "ERR_SIGNALING_PROTOCOL", malformed ?? "undecodable");
       return;
     }
-    if (frame.t === "bind") {
+    if (frame.t === "bind" || frame.t === "bind-tls") {
       this.#bind(client, frame);
       return;
     }
@@ -469,20 +552,32 @@ export class SignalingServer extends EventEmitter<SignalingServerEvents> {
     return true;
   }
 
-  #bind(client: Client, frame: Extract<Frame, { t: "bind" }>): void {
+  #bind(client: Client, frame: Extract<Frame, { t: "bind" | "bind-tls" }>): void {
     let peerId: string;
     try {
-      const certificate = new X509Certificate(frame.cert);
-      const key = certificate.publicKey;
-      if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "prime256v1") throw new Error("not P-256");
-      if (!verify("sha256", bindPayload(client.nonce), key, frame.sig)) throw new Error("signature does not verify");
-      peerId = peerIdOf(frame.cert);
-      if (frame.id !== undefined && frame.id !== peerId) throw new Error(`certificate is ${peerId}, not ${frame.id}`);
+      if (frame.t === "bind-tls") {
+        // The TLS handshake proved the key (the client signed it); the ID is that certificate's.
+        if (client.tlsPeer?.identityKey !== true) throw new Error("no identity certificate was presented in the TLS handshake");
+        peerId = client.tlsPeer.peerId;
+        if (frame.id !== peerId) throw new Error(`the TLS certificate is ${peerId}, not ${frame.id}`);
+      } else {
+        const certificate = new X509Certificate(frame.cert);
+        const key = certificate.publicKey;
+        if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "prime256v1") throw new Error("not P-256");
+        if (!verify("sha256", bindPayload(client.nonce), key, frame.sig)) throw new Error("signature does not verify");
+        peerId = peerIdOf(frame.cert);
+        if (frame.id !== undefined && frame.id !== peerId) throw new Error(`certificate is ${peerId}, not ${frame.id}`);
+      }
+      // The CA admitted this connection for its certificate: it binds as that peer and no other.
+      if (this.#tls?.requiresClientCertificate === true && client.tlsPeer?.peerId !== peerId) {
+        throw new Error(`this connection's TLS certificate is ${client.tlsPeer?.peerId ?? "none"}: it may bind only as that peer`);
+      }
     } catch (error) {
       this.#refuse(client, "ERR_BIND_PROOF", `bind refused: ${(error as Error).message}`);
       return;
     }
     clearTimeout(client.bindTimer);
+    if (frame.t === "bind-tls") this.stats.tlsBinds++;
     if (client.peerId !== undefined && this.#peers.get(client.peerId) === client) this.#peers.delete(client.peerId);
     if (client.peerId !== peerId) client.routed.clear();
     const previous = this.#peers.get(peerId);
@@ -734,6 +829,27 @@ export class SignalingServer extends EventEmitter<SignalingServerEvents> {
       }
       client.alive = false;
       client.socket.ping();
+    }
+    if (this.#tls?.requiresClientCertificate === true && !this.#rechecking) void this.#recheckCertificates(this.#tls);
+  }
+
+  /**
+   * With `clientCa`: every connection's certificate is checked again at each sweep, so one revoked (or expired,
+   * or whose CA's CRL went stale) since it connected is cut off, not only refused when it reconnects.
+   */
+  async #recheckCertificates(tls: ServerTls): Promise<void> {
+    this.#rechecking = true;
+    try {
+      for (const client of [...this.#clients]) {
+        if (client.tlsPeer === undefined) continue;
+        const refusal = await tls.recheck(client.tlsPeer);
+        if (refusal === undefined || !this.#clients.has(client)) continue;
+        this.stats.clientCertificatesRefused[refusal.code]++;
+        this.emit("refusal", { code: refusal.code, message: refusal.message, by: "server", source: client.source, ...(client.peerId !== undefined ? { peerId: client.peerId } : {}) });
+        this.#drop(client, `client certificate refused: ${refusal.code}`);
+      }
+    } finally {
+      this.#rechecking = false;
     }
   }
 }

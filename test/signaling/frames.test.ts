@@ -42,7 +42,7 @@ function decodeOrRefuse(bytes: Uint8Array, direction: "to" | "from"): Frame | Pe
 describe("signaling frames: crafted corpus", () => {
   test("the corpus holds every frame type and the hostile shapes", () => {
     const types = new Set(valid.map((entry) => decodeFrame(bytesOf(entry), entry.direction).t));
-    assert.deepEqual([...types].sort(), ["answer", "bind", "bound", "candidate", "connect", "end", "error", "hello", "refuse"]);
+    assert.deepEqual([...types].sort(), ["answer", "bind", "bind-tls", "bound", "candidate", "connect", "end", "error", "hello", "refuse"]);
     assert.ok(corpus.length - valid.length >= 25, "hostile entries");
   });
 
