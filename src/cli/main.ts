@@ -18,6 +18,7 @@ import { register as signal } from "./commands/signal.js";
 import { register as tokens } from "./commands/tokens.js";
 import type { Cli, RegisterCommand } from "./context.js";
 import { doctorCommand } from "./doctor.js";
+import { addPeersCommand } from "./lan.js";
 import { register as trust } from "./trust.js";
 import { identityDirectory } from "./home.js";
 import { Lifecycle } from "./lifecycle.js";
@@ -25,7 +26,10 @@ import { Lifecycle } from "./lifecycle.js";
 /** `peerwire doctor`: a command of its own module (it needs only the identity). */
 const doctor: RegisterCommand = (program, cli) => void program.addCommand(doctorCommand(cli.identity));
 
-const COMMANDS: RegisterCommand[] = [id, signal, listen, dial, send, receive, tokens, trust, doctor];
+/** `peerwire peers --lan` (mDNS), beside the known-peer subcommands that `trust` registers. */
+const lanPeers: RegisterCommand = (program) => void addPeersCommand(program);
+
+const COMMANDS: RegisterCommand[] = [id, signal, listen, dial, send, receive, tokens, trust, lanPeers, doctor];
 
 const log = (text: string) => void process.stderr.write(`${text}\n`);
 const lifecycle = new Lifecycle(log);

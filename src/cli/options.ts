@@ -6,12 +6,15 @@ import { isPeerId, type Identity } from "../identity/index.js";
 import { SignalingClient, parseServerFingerprint, type SignalingClientTlsOptions } from "../signaling/index.js";
 import type { Cli } from "./context.js";
 import { CONFIG_FILE, readConfig } from "./home.js";
+import { addLanOptions, mdnsOptionsOf, type LanCliOptions } from "./lan.js";
 import { addTrustOptions, trustFromOptions, type TrustCliOptions } from "./trust.js";
+import type { MdnsOptions } from "../peer/index.js";
 import type { PeerVerifier } from "../dtls/index.js";
 
 /** Options every networked command shares (trust policies included: see trust.ts). */
-export interface NetworkOptions extends TrustCliOptions {
-  signal?: string;
+export interface NetworkOptions extends TrustCliOptions, LanCliOptions {
+  /** --signal, repeatable: the instances of a signaling cluster, tried in turn. */
+  signal?: string[];
   signalCa?: string;
   signalFingerprint?: string;
   signalTofu?: boolean;
@@ -54,13 +57,17 @@ export function peerId(value: string): string {
 /** A variadic peer-ID option (--allow A B …): each value checked. */
 export const peerIds = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), peerId(value)];
 
-const collect = (value: string, all: string[]) => [...all, value];
+const collect = (value: string, all: string[] = []) => [...all, value];
 
 /** Adds the options every networked command shares; `signaling`: the command needs a signaling server. */
 export function networked(command: Command, signaling: boolean): Command {
   if (signaling) {
-    command
-      .option("--signal <url>", `signaling server, ws:// or wss:// (default: $PEERWIRE_SIGNAL, else "signal" in the identity directory's ${CONFIG_FILE})`)
+    addLanOptions(command)
+      .option(
+        "--signal <url>",
+        `signaling server, ws:// or wss:// (repeatable: a cluster's instances, tried in turn; default: $PEERWIRE_SIGNAL, else "signal" in the identity directory's ${CONFIG_FILE})`,
+        collect,
+      )
       .option("--signal-ca <file>", "wss: trust the server's certificate if this PEM file is it or its CA (instead of the system's CAs)")
       .option("--signal-fingerprint <fp>", "wss: pin the server's certificate, sha-256:AB:CD:…")
       .option("--signal-tofu", "wss: trust the server's certificate on first use (recorded in known_signal_servers in the identity directory)");
@@ -74,29 +81,35 @@ export function networked(command: Command, signaling: boolean): Command {
     .option("--timeout <ms>", "connection setup timeout", positiveInteger, DEFAULT_TIMEOUT_MS);
 }
 
-/** The signaling URL: --signal, else $PEERWIRE_SIGNAL, else `signal` in config.json; checked before any connect. */
-export async function signalingUrl(cli: Cli, options: NetworkOptions, env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  let url = options.signal;
+/**
+ * The signaling URLs: --signal (repeatable), else $PEERWIRE_SIGNAL, else `signal` in config.json; each checked
+ * before anything connects.
+ */
+export async function signalingUrls(cli: Cli, options: NetworkOptions, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+  let urls = options.signal;
   let source = "--signal";
-  if (url === undefined && env.PEERWIRE_SIGNAL !== undefined && env.PEERWIRE_SIGNAL !== "") {
-    url = env.PEERWIRE_SIGNAL;
+  if (urls === undefined && env.PEERWIRE_SIGNAL !== undefined && env.PEERWIRE_SIGNAL !== "") {
+    urls = [env.PEERWIRE_SIGNAL];
     source = "PEERWIRE_SIGNAL";
   }
-  if (url === undefined) {
-    url = (await readConfig(cli.identityDirectory())).signal;
+  if (urls === undefined) {
+    const configured = (await readConfig(cli.identityDirectory())).signal;
+    if (configured !== undefined) urls = [configured];
     source = CONFIG_FILE;
   }
-  if (url === undefined) {
-    throw usageError(`no signaling server: pass --signal URL, set PEERWIRE_SIGNAL, or put {"signal": URL} in ${CONFIG_FILE} in the identity directory`);
+  if (urls === undefined) {
+    throw usageError(`no signaling server: pass --signal URL (or --mdns on a LAN), set PEERWIRE_SIGNAL, or put {"signal": URL} in ${CONFIG_FILE} in the identity directory`);
   }
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw usageError(`${source}: "${url}" is not a URL (expected ws://host:port or wss://host)`);
+  for (const url of urls) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw usageError(`${source}: "${url}" is not a URL (expected ws://host:port or wss://host)`);
+    }
+    if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") throw usageError(`${source}: "${url}" is not a ws:// or wss:// URL`);
+    if (hasSignalTls(options) && parsed.protocol !== "wss:") throw usageError(`--signal-ca, --signal-fingerprint and --signal-tofu need a wss:// server, not "${url}"`);
   }
-  if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") throw usageError(`${source}: "${url}" is not a ws:// or wss:// URL`);
-  if (hasSignalTls(options) && parsed.protocol !== "wss:") throw usageError(`--signal-ca, --signal-fingerprint and --signal-tofu need a wss:// server, not "${url}"`);
   if (options.signalFingerprint !== undefined) {
     try {
       parseServerFingerprint(options.signalFingerprint);
@@ -104,7 +117,28 @@ export async function signalingUrl(cli: Cli, options: NetworkOptions, env: NodeJ
       throw usageError(`--signal-fingerprint: ${(error as Error).message}`);
     }
   }
-  return url;
+  return urls;
+}
+
+/** Where a command meets its peer, decided (and checked) before anything connects. */
+export type MeetingPoint = { mdns: MdnsOptions } | { urls: string[] };
+
+export async function meetingPoint(cli: Cli, options: NetworkOptions): Promise<MeetingPoint> {
+  if (options.mdns !== true) return { urls: await signalingUrls(cli, options) };
+  if (hasSignalTls(options)) throw usageError("--signal-ca, --signal-fingerprint and --signal-tofu need a signaling server, not --mdns");
+  return { mdns: mdnsOptionsOf(options) };
+}
+
+/** dial()/listen()'s `mdns` or `signaling` for a meeting point (a TLS-checked client when the flags ask for one). */
+export async function rendezvous(
+  cli: Cli,
+  options: NetworkOptions,
+  point: MeetingPoint,
+  identity: Identity,
+  signal?: AbortSignal,
+): Promise<{ mdns: MdnsOptions } | { signaling: readonly string[] | SignalingClient }> {
+  if ("mdns" in point) return { mdns: point.mdns };
+  return { signaling: await openSignaling(cli, options, point.urls, identity, signal) };
 }
 
 const hasSignalTls = (options: NetworkOptions) => options.signalCa !== undefined || options.signalFingerprint !== undefined || options.signalTofu === true;
@@ -114,8 +148,8 @@ const hasSignalTls = (options: NetworkOptions) => options.signalCa !== undefined
  * --signal-tofu — a client already bound through a TLS connection checked that way (closed when the command
  * ends). A wss:// URL without them is checked against the system's CAs.
  */
-export async function openSignaling(cli: Cli, options: NetworkOptions, url: string, identity: Identity, signal?: AbortSignal): Promise<string | SignalingClient> {
-  if (!hasSignalTls(options)) return url;
+export async function openSignaling(cli: Cli, options: NetworkOptions, urls: readonly string[], identity: Identity, signal?: AbortSignal): Promise<readonly string[] | SignalingClient> {
+  if (!hasSignalTls(options)) return urls;
   const tls: SignalingClientTlsOptions = {};
   if (options.signalCa !== undefined) {
     tls.ca = await readFile(options.signalCa, "utf8").catch((cause: unknown) => {
@@ -124,7 +158,7 @@ export async function openSignaling(cli: Cli, options: NetworkOptions, url: stri
   }
   if (options.signalFingerprint !== undefined) tls.fingerprint = options.signalFingerprint;
   if (options.signalTofu === true) tls.knownServers = { directory: cli.identityDirectory() };
-  const client = await SignalingClient.connect(url, identity, { tls, ...(signal !== undefined ? { signal } : {}) });
+  const client = await SignalingClient.connect(urls, identity, { tls, ...(signal !== undefined ? { signal } : {}) });
   cli.lifecycle.defer(() => client.close());
   return client;
 }

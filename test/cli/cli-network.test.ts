@@ -77,6 +77,20 @@ describe("peerwire CLI across processes", () => {
     assert.ok(events.some((e) => e.event === "connect" && e.to === peerId), JSON.stringify(events));
   });
 
+  test("--signal is repeatable: a dead first server is passed over for the next (a cluster's instances)", async () => {
+    const signal = await startSignal();
+    const dead = "ws://127.0.0.1:9"; // discard port: nothing listens
+    const listener = peerwire("--identity", join(home, "multi-b"), "listen", "--signal", dead, "--signal", signal.url, "--loopback", "--echo");
+    const [, peerId] = await listener.waitFor(/listening as ([A-Z3-79]{26})/);
+    const dialer = peerwire("--identity", join(home, "multi-a"), "dial", peerId!, "--signal", dead, "--signal", signal.url, "--loopback");
+    dialer.child.stdin.end("through the second server");
+    assert.equal(await dialer.exit, 0, dialer.stderr());
+    assert.equal(dialer.stdout().toString(), "through the second server");
+    listener.child.kill("SIGTERM");
+    assert.equal(await listener.exit, 143);
+    await stopSignal(signal);
+  });
+
   test("listen --exec runs a command per stream, wired to it", async () => {
     const signal = await startSignal();
     const listener = peerwire("--identity", join(home, "exec-b"), "listen", "--signal", signal.url, "--loopback", "--exec", "tr a-z A-Z");

@@ -88,7 +88,7 @@ describe("peerwire CLI", () => {
     // Each source is shown working by the name it gives in its (deliberately malformed) URL's usage error.
     const none = await peerwire(["--identity", home, "dial", PEER]);
     assertFailure(none, 2, "ERR_INVALID_ARGUMENT");
-    assert.match(none.stderr, /no signaling server: pass --signal URL, set PEERWIRE_SIGNAL, or put/);
+    assert.match(none.stderr, /no signaling server: pass --signal URL \(or --mdns on a LAN\), set PEERWIRE_SIGNAL, or put/);
     await writeFile(join(home, "config.json"), JSON.stringify({ signal: "from-config" }));
     assert.match((await peerwire(["--identity", home, "dial", PEER])).stderr, /config\.json: "from-config" is not a URL/);
     assert.match((await peerwire(["--identity", home, "dial", PEER], { env: { PEERWIRE_SIGNAL: "from-env" } })).stderr, /PEERWIRE_SIGNAL: "from-env"/);

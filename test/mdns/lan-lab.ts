@@ -12,7 +12,7 @@
 import { execFile, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { promisify } from "node:util";
-import { Processes, type Running } from "../helpers/child.js";
+import { CLI_ARGS, Processes, type Running } from "../helpers/child.js";
 
 const exec = promisify(execFile);
 const PREFIX = "pwmdns";
@@ -107,6 +107,11 @@ export class LanLab {
   /** test/mdns/node.ts on a host (see there for the modes); stopped by close() if still running. */
   node(host: number, args: string[]): Running {
     return this.#processes.spawn("ip", ["netns", "exec", this.namespace(host), process.execPath, "--import", "tsx", NODE_SCRIPT, ...args]);
+  }
+
+  /** The peerwire CLI (from source) on a host; stopped by close() if still running. */
+  cli(host: number, args: string[]): Running {
+    return this.#processes.spawn("ip", ["netns", "exec", this.namespace(host), process.execPath, ...CLI_ARGS, ...args]);
   }
 
   async close(): Promise<void> {

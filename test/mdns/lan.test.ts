@@ -69,6 +69,25 @@ describe("LAN discovery by mDNS: three hosts on one bridge, no signaling server"
     }
   });
 
+  test("the CLI: listen --mdns --echo on one host, dial ID --mdns on another, peers --lan lists it; no server", async () => {
+    const listener = lab.cli(0, ["--identity", dir("cli-a"), "listen", "--mdns", "--echo"]);
+    try {
+      const [, peerId] = await listener.waitFor(/listening as ([A-Z3-79]{26})/);
+      const peers = lab.cli(2, ["--identity", dir("cli-c"), "peers", "--lan", "--json", "--wait", "1500"]);
+      assert.equal(await peers.exit, 0, peers.stderr());
+      const listed = peers.stdout().toString().trim().split("\n").filter(Boolean).map((line) => JSON.parse(line) as { peerId: string });
+      assert.ok(listed.some((peer) => peer.peerId === peerId), peers.stdout().toString());
+      const dialer = lab.cli(1, ["--identity", dir("cli-b"), "dial", peerId!, "--mdns"]);
+      dialer.child.stdin.end("over the LAN, no server\n");
+      assert.equal(await dialer.exit, 0, dialer.stderr());
+      assert.equal(dialer.stdout().toString(), "over the LAN, no server\n");
+      assert.match(dialer.stderr(), new RegExp(`connected ${peerId} \\(verified\\)`));
+    } finally {
+      listener.child.kill("SIGTERM");
+      await listener.exit;
+    }
+  });
+
   test("a peer ID nobody announces: ERR_PEER_NOT_FOUND", async () => {
     const stranger = await Identity.generate({ commonName: "nobody" });
     const dialer = lab.node(1, ["dial", dir("bob"), stranger.peerId, "16"]);

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { dial } from "../../peer/index.js";
 import type { Cli } from "../context.js";
 import { announce, HeldConnection } from "../connection.js";
-import { connectOptions, networked, openSignaling, peerId, signalingUrl, type NetworkOptions } from "../options.js";
+import { connectOptions, networked, peerId, meetingPoint, rendezvous, type NetworkOptions } from "../options.js";
 import { pipeStdio } from "../stdio.js";
 
 export function register(program: Command, cli: Cli): void {
@@ -13,10 +13,10 @@ export function register(program: Command, cli: Cli): void {
       .argument("<peer-id>", "the peer to reach", peerId),
     true,
   ).action(async (target: string, options: NetworkOptions) => {
-    const signaling = await signalingUrl(cli, options);
+    const point = await meetingPoint(cli, options);
     const connect = connectOptions(options, cli);
     const me = await cli.identity();
-    const connection = await dial({ identity: me, signaling: await openSignaling(cli, options, signaling, me, cli.lifecycle.stopped), peerId: target, ...connect, signal: cli.lifecycle.stopped });
+    const connection = await dial({ identity: me, ...(await rendezvous(cli, options, point, me, cli.lifecycle.stopped)), peerId: target, ...connect, signal: cli.lifecycle.stopped });
     await new HeldConnection(cli, connection).run(async () => {
       announce(cli, connection);
       const stream = await connection.openStream({ label: "stdio" });

@@ -4,7 +4,7 @@ import { listen } from "../../peer/index.js";
 import type { Stream } from "../../sctp/index.js";
 import type { Cli } from "../context.js";
 import { announce, describeError, HeldConnection } from "../connection.js";
-import { connectOptions, networked, openSignaling, peerIds, signalingUrl, type NetworkOptions } from "../options.js";
+import { connectOptions, networked, peerIds, meetingPoint, rendezvous, type NetworkOptions } from "../options.js";
 import { pipeStdio } from "../stdio.js";
 import { FILE_PROTOCOL, refuseTransfer } from "../transfer.js";
 
@@ -24,10 +24,10 @@ export function register(program: Command, cli: Cli): void {
       .option("--exec <command>", "run a shell command per stream, wired to it"),
     true,
   ).action(async (options: ListenOptions) => {
-    const signaling = await signalingUrl(cli, options);
+    const point = await meetingPoint(cli, options);
     const connect = connectOptions(options, cli);
     const me = await cli.identity();
-    const listener = await listen({ identity: me, signaling: await openSignaling(cli, options, signaling, me, cli.lifecycle.stopped), ...connect, ...(options.allow ? { allow: options.allow } : {}), signal: cli.lifecycle.stopped });
+    const listener = await listen({ identity: me, ...(await rendezvous(cli, options, point, me, cli.lifecycle.stopped)), ...connect, ...(options.allow ? { allow: options.allow } : {}), signal: cli.lifecycle.stopped });
     cli.lifecycle.defer(() => listener.close());
     cli.log(`peerwire: listening as ${listener.peerId}`);
     listener.on("failure", (error, peer) => cli.log(`peerwire: refused ${peer}: ${describeError(error)}`));

@@ -5,7 +5,7 @@ import { listen } from "../../peer/index.js";
 import type { Cli } from "../context.js";
 import { announce, describeError, HeldConnection } from "../connection.js";
 import { SHUTDOWN_GRACE_MS } from "../lifecycle.js";
-import { connectOptions, networked, openSignaling, peerIds, signalingUrl, type NetworkOptions } from "../options.js";
+import { connectOptions, networked, peerIds, meetingPoint, rendezvous, type NetworkOptions } from "../options.js";
 import { bytesPerSecond, defaultProgressMode, formatTransfer, progressOption, TransferProgress, type ProgressMode } from "../progress.js";
 import { checkTargetDirectory, FILE_PROTOCOL, receiveFile, refuseTransfer } from "../transfer.js";
 
@@ -32,11 +32,11 @@ export function register(program: Command, cli: Cli): void {
     true,
   ).action(async (dir: string, options: ReceiveOptions) => {
     await checkTargetDirectory(dir); // before anyone can send us anything
-    const signaling = await signalingUrl(cli, options);
+    const point = await meetingPoint(cli, options);
     const connect = connectOptions(options, cli);
     const me = await cli.identity();
     const stopped = cli.lifecycle.stopped;
-    const listener = await listen({ identity: me, signaling: await openSignaling(cli, options, signaling, me, stopped), ...connect, ...(options.allow ? { allow: options.allow } : {}), signal: stopped });
+    const listener = await listen({ identity: me, ...(await rendezvous(cli, options, point, me, stopped)), ...connect, ...(options.allow ? { allow: options.allow } : {}), signal: stopped });
     cli.lifecycle.defer(() => listener.close());
     cli.log(`peerwire: receiving as ${listener.peerId}`);
     listener.on("failure", (error, peer) => cli.log(`peerwire: refused ${peer}: ${describeError(error)}`));
