@@ -3,11 +3,11 @@ import type { SCTP } from "werift-sctp";
 import { PeerwireError, abortError } from "../errors.js";
 import type { DatagramTransport } from "../transport/contract.js";
 import { Ppid, decodeDcep, encodeAck, encodeOpen, type ChannelParameters } from "./dcep.js";
-import { checkPacket, type PacketRejection } from "./packet.js";
+import { checkPacket, type DataPathDropReason, type PacketRejection } from "./packet.js";
 import { MAX_USER_DATA, MAX_USER_DATA_LIMIT, lastTsnOf, type SendOptions } from "./sender.js";
 import { tsnAtLeast } from "./serial.js";
 import { Stream, type StreamLink } from "./stream.js";
-import { WeriftDataPath, type DataPathDropReason } from "./werift.js";
+import { WeriftDataPath } from "./werift.js";
 import { debugLog, observeDrop } from "../observe.js";
 
 export interface AssociationOptions {

@@ -1,4 +1,5 @@
 import { crc32c } from "./crc32c.js";
+import type { ReceiveOutcome } from "./receiver.js";
 
 /**
  * Structural check of an SCTP packet before peerwire or werift-sctp parses it. werift throws (unhandled, crashing the
@@ -23,6 +24,13 @@ export const ChunkType = {
   reconfig: 130,
   forwardTsn: 192,
 } as const;
+
+/**
+ * Why the data path dropped a chunk or a packet that passed checkPacket: the receiver's outcomes (see
+ * receiver.ts), an invalid SACK, a wrong verification tag, an INIT inside an association, data before it exists.
+ * Declared here, not beside the data path, so that public declarations never import werift-sctp's.
+ */
+export type DataPathDropReason = Exclude<ReceiveOutcome, "accepted" | "duplicate"> | "sack-invalid" | "verification-tag" | "init-in-association" | "not-established";
 
 export type PacketRejection =
   | "short-packet"

@@ -2,7 +2,7 @@ import { SCTP } from "werift-sctp";
 import { CHUNK_BY_TYPE, ReconfigChunk } from "werift-sctp/lib/sctp/src/chunk.js";
 import { requireMembers, type MemberSpec } from "../boundary.js";
 import type { PeerwireError } from "../errors.js";
-import { ChunkType } from "./packet.js";
+import { ChunkType, type DataPathDropReason } from "./packet.js";
 import { Receiver, type ReceiveOutcome, type ReceiverLimits } from "./receiver.js";
 import { Sender, type SendOptions } from "./sender.js";
 import { tsnAtLeast } from "./serial.js";
@@ -121,7 +121,6 @@ const SACK_EVERY_PACKETS_LOSSY = 2;
 /** How long after the last gap or duplicate the path counts as lossy. */
 const LOSSY_FOR_MS = 1000;
 
-export type DataPathDropReason = Exclude<ReceiveOutcome, "accepted" | "duplicate"> | "sack-invalid" | "verification-tag" | "init-in-association" | "not-established";
 
 export interface DataPathHooks {
   /** A packet to send (the association counts it and hands it to its transport). */

@@ -162,7 +162,7 @@ export function bindPayload(nonce: Uint8Array): Uint8Array {
   return new Uint8Array(Buffer.concat([Buffer.from(BIND_CONTEXT, "ascii"), nonce]));
 }
 
-/** A ws message as one byte array. */
+/** @internal A ws message as one byte array (internal: its parameter is ws's type, kept out of the public .d.ts). */
 export function frameBytes(data: RawData): Uint8Array {
   if (Array.isArray(data)) return new Uint8Array(Buffer.concat(data));
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
