@@ -9,6 +9,7 @@ import { parseIceServers, type IceServer } from "./servers.js";
 import {
   afterCheckComplete,
   checkListOf,
+  gatherAsPeerwire,
   guardProtocols,
   interceptCheckStart,
   openRelayPermission,
@@ -218,7 +219,7 @@ export class IceAgent {
 
   /** Gathers local candidates; resolves with all of them once gathering is complete. Idempotent. */
   gather(): Promise<string[]> {
-    this.#gathering ??= this.#connection.gatherCandidates().then(
+    this.#gathering ??= gatherAsPeerwire(() => this.#connection.gatherCandidates()).then(
       () => {
         setSocketBuffers(this.#connection, this.#socketBufferBytes);
         return this.#connection.localCandidates.map((c) => c.toSdp());

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { Connection, Message, StunOverTurnProtocol, StunProtocol, TurnProtocol, classes, methods, type CandidatePair } from "werift";
 import { requireMembers, type MemberSpec } from "../boundary.js";
 
@@ -21,7 +22,8 @@ import { requireMembers, type MemberSpec } from "../boundary.js";
  * - Connection#protocols and their UDP sockets: socket buffer sizes.
  * - StunOverTurnProtocol#turn, TurnProtocol#getPermission: opening our relay to the peer early.
  * - TurnProtocol#connectionMade / #close / #refresh / #refreshHandle / #request / #requestWithRetry / #server: the
- *   TURN client lifecycle fix (process-wide, on the prototype).
+ *   TURN client lifecycle fix (wrapped on the prototype, acting only on the TURN clients a peerwire agent's
+ *   gathering created: other werift users in the process keep werift's behaviour).
  */
 
 // ── shapes ─────────────────────────────────────────────────────────────────────────────────────────────────────
@@ -328,14 +330,30 @@ const INSTALLED = Symbol.for("peerwire.turnLifecycle");
 /** Longest close() waits for the server to confirm the deallocation (one try, no retransmission). */
 const DEALLOCATE_WAIT_MS = 200;
 
+/** Set while a peerwire agent gathers: the TURN clients werift creates then are peerwire's (see below). */
+const peerwireGathering = new AsyncLocalStorage<true>();
+/** TURN clients created by a peerwire agent's gathering: the only ones the fix below acts on. */
+const peerwireTurnClients = new WeakSet<object>();
+
+/** Runs a peerwire agent's candidate gathering: TURN clients werift creates during it get the lifecycle fix. */
+export function gatherAsPeerwire<T>(gather: () => Promise<T>): Promise<T> {
+  return peerwireGathering.run(true, gather);
+}
+
+/** Whether a werift TURN client was created by a peerwire agent (and so has the lifecycle fix). */
+export function hasTurnLifecycleFix(turn: object): boolean {
+  return peerwireTurnClients.has(turn);
+}
+
 /**
- * Fixes two things in werift's TURN client, once per process (werift creates its TURN clients internally, before
- * peerwire can see them, so the fix sits on the class):
+ * Fixes two things in werift's TURN client. werift creates its TURN clients inside gathering, before peerwire
+ * can see them, so the methods are wrapped on the class — but the wrappers act only on clients created while a
+ * peerwire agent gathers (an AsyncLocalStorage marks that), and leave every other werift user's as werift made
+ * them:
  * - its refresh loop sleeps on a timer that close() cannot cancel: a closed connection kept the process alive
  *   for up to 500 s (5/6 of the 600 s allocation). Replaced by a loop with a clearable timer.
  * - close() left the allocation on the server until it expired; it now sends a Refresh with LIFETIME 0 (RFC 8656
  *   §7) and waits at most DEALLOCATE_WAIT_MS for the answer.
- * Also applies to werift's own RTCPeerConnection in the same process: the behaviour is the same, minus the leaks.
  */
 function installTurnLifecycleFix(): void {
   const prototype = TurnProtocol.prototype as unknown as Record<PropertyKey, unknown> & {
@@ -346,11 +364,15 @@ function installTurnLifecycleFix(): void {
   prototype[INSTALLED] = true;
   const connectionMade = prototype.connectionMade;
   prototype.connectionMade = function (this: TurnInternals) {
-    this.refresh = (lifetime) => refreshUntilClosed(this, lifetime);
+    if (peerwireGathering.getStore() === true) {
+      peerwireTurnClients.add(this);
+      this.refresh = (lifetime) => refreshUntilClosed(this, lifetime);
+    }
     return connectionMade.call(this);
   };
   const close = prototype.close;
   prototype.close = async function (this: TurnInternals) {
+    if (!peerwireTurnClients.has(this)) return close.call(this);
     const refreshing = this.refreshHandle;
     this.refreshHandle = undefined;
     refreshing?.resolve?.();
