@@ -3,19 +3,20 @@
  * descriptions over the listener's own TCP endpoint; then the usual ICE → verified DTLS → SCTP. Nothing from the
  * LAN is trusted: the dialer pins the peer ID in DTLS. rendezvous.ts hands `mdns` options here.
  */
-import { EventEmitter } from "node:events";
 import { PeerwireError, isPeerwireError } from "../errors.js";
 import type { Description } from "../description/codec.js";
-import { allowPeerIds, type PeerVerifier } from "../dtls/trust.js";
+import type { PeerVerifier } from "../dtls/trust.js";
 import { isPeerId } from "../identity/fingerprint.js";
 import { DescriptionEndpoint, LanAdvertiser, LanBrowser, chooseInterfaces, requestAnswer, type AdvertiserStats, type EndpointStats, type LanPeer, type LanRequest } from "../mdns/index.js";
 import type { RefusalCode } from "../signaling/protocol.js";
+import { AttemptListener, type Attempt } from "./attempts.js";
 import { connect, type Connection } from "./connect.js";
 import {
   DEFAULT_MAX_REMOTE_CANDIDATES,
   candidateBudget,
   connectOptions,
   listenerLimits,
+  listenerTrust,
   positiveInteger,
   type DialOptions,
   type ListenOptions,
@@ -113,86 +114,50 @@ async function exchangeWithEndpoint(peer: LanPeer, from: string, local: Descript
   throw lastError;
 }
 
-interface LanAttempt {
-  peer: string;
-  controller: AbortController;
-  evicted: PeerwireError | undefined;
-}
-
 /**
  * A listener on the LAN: announced by mDNS under its peer ID, taking descriptions on its own TCP endpoint. The
  * same limits and events as Listener (allow, maxAttempts, maxAttemptsPerPeer, maxRemoteCandidates; `connection`,
  * `failure`); the allow-list is applied to the ID a dialer claims at once, and to its proven key in DTLS.
  * close() says goodbye on the LAN (TTL 0) before it returns.
  */
-export class LanListener extends EventEmitter<{ connection: [Connection]; failure: [Error, string] }> {
+export class LanListener extends AttemptListener {
   readonly peerId: string;
   readonly #advertiser: LanAdvertiser;
   readonly #endpoint: DescriptionEndpoint;
-  readonly #connections = new Set<Connection>();
-  readonly #attempts = new Set<LanAttempt>();
-  readonly #counters = {
-    connections: 0,
-    failed: 0,
-    refused: { ERR_RATE_LIMITED: 0, ERR_PEER_REJECTED: 0, ERR_DESCRIPTION_INVALID: 0 } as Record<RefusalCode, number>,
-    evicted: 0,
-    candidatesIgnored: 0,
-  };
-  #closed = false;
-
-  readonly #limits: ReturnType<typeof listenerLimits>;
+  readonly #maxRemoteCandidates: number;
+  /** How to answer each attempt's dialer (its endpoint connection). */
+  readonly #requests = new WeakMap<Attempt, LanRequest>();
 
   /** @internal Use listen({ mdns }). */
-  constructor(peerId: string, advertiser: LanAdvertiser, endpoint: DescriptionEndpoint, limits: ReturnType<typeof listenerLimits>) {
-    super();
+  constructor(peerId: string, advertiser: LanAdvertiser, endpoint: DescriptionEndpoint, limits: ReturnType<typeof listenerLimits>, allow: readonly string[] | undefined) {
+    super(limits, allow, "mdns");
     this.peerId = peerId;
     this.#advertiser = advertiser;
     this.#endpoint = endpoint;
-    this.#limits = limits;
+    this.#maxRemoteCandidates = limits.maxRemoteCandidates;
   }
 
   get stats(): LanListenerStats {
-    const { connections, failed, refused, evicted, candidatesIgnored } = this.#counters;
-    return {
-      attempts: this.#attempts.size,
-      connections,
-      failed,
-      refused: { ...refused },
-      evicted,
-      candidatesIgnored,
-      mdns: this.#advertiser.stats,
-      endpoint: { ...this.#endpoint.stats },
-    };
+    return { ...this.attemptStats(), mdns: this.#advertiser.stats, endpoint: { ...this.#endpoint.stats } };
   }
 
   /** Stops accepting: goodbye on the LAN, endpoint closed, attempts in progress aborted. Connections stay open. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    for (const attempt of this.#attempts) attempt.controller.abort();
+    if (!this.stopAttempts()) return;
     await Promise.all([this.#advertiser.close(), this.#endpoint.close()]);
   }
 
   /** @internal The endpoint's handler: limits first (no ICE work for a request that will not be served). */
   take(request: LanRequest, options: LanListenOptions, trust: PeerVerifier | undefined): void {
-    if (this.#closed) return;
-    const { maxAttempts, maxAttemptsPerPeer, maxRemoteCandidates } = this.#limits;
-    if (options.allow !== undefined && !options.allow.includes(request.from)) {
-      this.#refuse(request, "ERR_PEER_REJECTED", `${request.from} is not on the allow-list`);
-      return;
-    }
-    let fromPeer = 0;
-    for (const attempt of this.#attempts) if (attempt.peer === request.from) fromPeer++;
-    if (fromPeer >= maxAttemptsPerPeer) {
-      this.#refuse(request, "ERR_RATE_LIMITED", `${request.from} already has ${fromPeer} connection attempts in progress`);
-      return;
-    }
-    if (this.#attempts.size >= maxAttempts) this.#evictOldest();
-    const attempt: LanAttempt = { peer: request.from, controller: new AbortController(), evicted: undefined };
-    this.#attempts.add(attempt);
-    const admit = candidateBudget(maxRemoteCandidates, () => this.#counters.candidatesIgnored++);
+    if (this.closed) return;
+    const refuse = (code: RefusalCode) => request.refuse(code);
+    if (this.unlisted(request.from, refuse)) return;
+    const attempt = this.admit(request.from, refuse);
+    if (attempt === undefined) return;
+    this.#requests.set(attempt, request);
+    const admit = candidateBudget(this.#maxRemoteCandidates, () => this.counters.candidatesIgnored++);
     const remote = { ...request.remote, candidates: request.remote.candidates.filter(admit) };
-    connect({
+    const connecting = connect({
       ...connectOptions(options),
       identity: options.identity,
       role: "controlled",
@@ -202,40 +167,12 @@ export class LanListener extends EventEmitter<{ connection: [Connection]; failur
       },
       signal: AbortSignal.any([attempt.controller.signal, request.signal]),
       ...(trust !== undefined ? { trust } : {}),
-    }).then(
-      (connection) => {
-        this.#attempts.delete(attempt);
-        if (this.#closed) {
-          void connection.close();
-          return;
-        }
-        this.#counters.connections++;
-        this.#connections.add(connection);
-        connection.once("close", () => this.#connections.delete(connection));
-        this.emit("connection", connection);
-      },
-      (error: Error) => {
-        this.#attempts.delete(attempt);
-        this.#counters.failed++;
-        this.emit("failure", attempt.evicted ?? error, request.from);
-      },
-    );
+    });
+    this.follow(attempt, connecting);
   }
 
-  #refuse(request: LanRequest, code: RefusalCode, message: string): void {
-    this.#counters.refused[code]++;
-    request.refuse(code);
-    this.emit("failure", new PeerwireError(code, `refused a LAN exchange from ${request.from}: ${message}`, { layer: "mdns" }), request.from);
-  }
-
-  #evictOldest(): void {
-    const oldest = this.#attempts.values().next().value;
-    if (oldest === undefined) return;
-    this.#attempts.delete(oldest);
-    this.#counters.evicted++;
-    this.#counters.refused.ERR_RATE_LIMITED++;
-    oldest.evicted = new PeerwireError("ERR_RATE_LIMITED", `aborted the attempt from ${oldest.peer} to make room for a newer one`, { layer: "mdns" });
-    oldest.controller.abort(oldest.evicted);
+  protected notifyRefused(attempt: Attempt, code: RefusalCode): void {
+    this.#requests.get(attempt)?.refuse(code);
   }
 }
 
@@ -245,13 +182,7 @@ export async function listenOnLan(options: LanListenOptions): Promise<LanListene
   }
   const limits = listenerLimits(options as unknown as ListenOptions); // it reads only the limits, which both share
   const mdns = mdnsOptions(options.mdns);
-  const policies: PeerVerifier[] = [];
-  if (options.allow !== undefined) policies.push(allowPeerIds(options.allow));
-  if (options.trust !== undefined) policies.push(options.trust);
-  const trust: PeerVerifier | undefined =
-    policies.length === 0 ? undefined : async (peer) => {
-      for (const policy of policies) await policy(peer);
-    };
+  const trust = listenerTrust(options);
   const peerId = options.identity.peerId;
   // The interfaces first (an unknown one fails here), then the endpoint, then the announcement pointing at it.
   const interfaces = chooseInterfaces(mdns.interfaces);
@@ -261,7 +192,7 @@ export async function listenOnLan(options: LanListenOptions): Promise<LanListene
   );
   try {
     const advertiser = await LanAdvertiser.start({ peerId, port: endpoint.port, interfaces: interfaces.map((iface) => iface.address) });
-    listener = new LanListener(peerId, advertiser, endpoint, limits);
+    listener = new LanListener(peerId, advertiser, endpoint, limits, options.allow);
     return listener;
   } catch (error) {
     await endpoint.close();

@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { EventEmitter } from "node:events";
 import { isIP } from "node:net";
 import { PeerwireError, isPeerwireError } from "../errors.js";
 import { parseCandidate } from "../description/candidate.js";
@@ -11,6 +10,7 @@ import { isPeerId } from "../identity/fingerprint.js";
 import { SignalingClient, type SignalingErrorFrame } from "../signaling/client.js";
 import type { RefusalCode, RoutedFrame } from "../signaling/protocol.js";
 import { connect, type ConnectOptions, type Connection } from "./connect.js";
+import { AttemptListener, type Attempt } from "./attempts.js";
 import { dialOnLan, isLanDial, isLanListen, listenOnLan, type LanDialOptions, type LanListener, type LanListenOptions } from "./lan.js";
 
 export interface RendezvousOptions {
@@ -316,77 +316,45 @@ export async function dial(options: DialOptions | LanDialOptions): Promise<Conne
   }
 }
 
-interface Attempt {
-  peer: string;
-  sid: string;
-  controller: AbortController;
-  /** Set when the attempt was aborted to make room: the error its failure is reported with. */
-  evicted: PeerwireError | undefined;
-}
-
 /**
  * Accepts authenticated connections through a signaling server. `connection` is emitted for each peer that
  * completed ICE, the DTLS verification and the allow-list; `failure` for attempts that did not, and for
  * connects refused before any ICE work (never `error`, so a stranger's failed attempt cannot crash a listener
  * without a handler).
  */
-export class Listener extends EventEmitter<{ connection: [Connection]; failure: [Error, string] }> {
+export class Listener extends AttemptListener {
   readonly peerId: string;
   readonly #client: SignalingClient;
   readonly #owned: boolean;
-  readonly #connections = new Set<Connection>();
-  /** Attempts in progress by sid, oldest first. */
-  readonly #attempts = new Map<string, Attempt>();
-  readonly #counters = {
-    connections: 0,
-    failed: 0,
-    refused: { ERR_RATE_LIMITED: 0, ERR_PEER_REJECTED: 0, ERR_DESCRIPTION_INVALID: 0 } as Record<RefusalCode, number>,
-    evicted: 0,
-    candidatesIgnored: 0,
-  };
+  /** The session of each attempt (a refusal names it). */
+  readonly #sids = new WeakMap<Attempt, string>();
   #router: SessionRouter | undefined;
-  #closed = false;
 
   /** @internal Use listen(). */
   constructor(client: SignalingClient, owned: boolean, options: ListenOptions) {
-    super();
+    const { maxAttempts, maxAttemptsPerPeer, maxRemoteCandidates } = listenerLimits(options);
+    super({ maxAttempts, maxAttemptsPerPeer }, options.allow, "signaling");
     this.peerId = client.peerId;
     this.#client = client;
     this.#owned = owned;
-    const { maxAttempts, maxAttemptsPerPeer, maxRemoteCandidates } = listenerLimits(options);
-    const allowed = options.allow === undefined ? undefined : new Set(options.allow);
-    const policies: PeerVerifier[] = [];
-    if (options.allow !== undefined) policies.push(allowPeerIds(options.allow));
-    if (options.trust !== undefined) policies.push(options.trust);
-    const trust: PeerVerifier | undefined =
-      policies.length === 0 ? undefined : async (peer) => {
-        for (const policy of policies) await policy(peer);
-      };
+    const trust = listenerTrust(options);
     const router = routerFor(client);
     if (router.onConnect !== undefined) throw new PeerwireError("ERR_INVALID_ARGUMENT", "this signaling client already has a listener");
     router.onConnect = (frame) => {
-      if (this.#closed) return;
+      if (this.closed) return;
       // Everything before connect() is cheap: no socket, no ICE agent, for a connect that will not be served.
-      if (allowed !== undefined && !allowed.has(frame.peer)) {
-        this.#refuse(frame, "ERR_PEER_REJECTED", `${frame.peer} is not on the allow-list`);
-        return;
-      }
+      const refuse = (code: RefusalCode) => this.#sendRefuse(frame.peer, frame.sid, code);
+      if (this.unlisted(frame.peer, refuse)) return;
       let remote: Description;
       try {
         remote = decodeDescription(frame.d);
       } catch (error) {
-        this.#refuse(frame, "ERR_DESCRIPTION_INVALID", (error as Error).message);
+        this.refused(frame.peer, "ERR_DESCRIPTION_INVALID", (error as Error).message, refuse);
         return;
       }
-      let fromPeer = 0;
-      for (const attempt of this.#attempts.values()) if (attempt.peer === frame.peer) fromPeer++;
-      if (fromPeer >= maxAttemptsPerPeer) {
-        this.#refuse(frame, "ERR_RATE_LIMITED", `${frame.peer} already has ${fromPeer} connection attempts in progress`);
-        return;
-      }
-      if (this.#attempts.size >= maxAttempts) this.#evictOldest();
-      const attempt: Attempt = { peer: frame.peer, sid: frame.sid, controller: new AbortController(), evicted: undefined };
-      this.#attempts.set(frame.sid, attempt);
+      const attempt = this.admit(frame.peer, refuse);
+      if (attempt === undefined) return;
+      this.#sids.set(attempt, frame.sid);
       const channel = sessionChannel({
         client,
         router,
@@ -394,9 +362,9 @@ export class Listener extends EventEmitter<{ connection: [Connection]; failure: 
         sid: frame.sid,
         first: "answer",
         remote,
-        admit: candidateBudget(maxRemoteCandidates, () => this.#counters.candidatesIgnored++),
+        admit: candidateBudget(maxRemoteCandidates, () => this.counters.candidatesIgnored++),
       });
-      connect({
+      const connecting = connect({
         ...connectOptions(options),
         identity: options.identity,
         role: "controlled",
@@ -404,33 +372,15 @@ export class Listener extends EventEmitter<{ connection: [Connection]; failure: 
         trickle: channel.trickle,
         signal: AbortSignal.any([attempt.controller.signal, channel.signal]),
         ...(trust !== undefined ? { trust } : {}),
-      }).then(
-        (connection) => {
-          channel.done();
-          if (this.#attempts.get(frame.sid) === attempt) this.#attempts.delete(frame.sid);
-          if (this.#closed) {
-            void connection.close();
-            return;
-          }
-          this.#counters.connections++;
-          this.#connections.add(connection);
-          connection.once("close", () => this.#connections.delete(connection));
-          this.emit("connection", connection);
-        },
-        (error: Error) => {
-          channel.done();
-          if (this.#attempts.get(frame.sid) === attempt) this.#attempts.delete(frame.sid);
-          this.#counters.failed++;
-          this.emit("failure", attempt.evicted ?? channel.refusal ?? error, frame.peer);
-        },
-      );
+      });
+      void connecting.then(channel.done, channel.done);
+      this.follow(attempt, connecting, (error) => channel.refusal ?? error);
     };
     this.#router = router;
   }
 
   get stats(): ListenerStats {
-    const { connections, failed, refused, evicted, candidatesIgnored } = this.#counters;
-    return { attempts: this.#attempts.size, connections, failed, refused: { ...refused }, evicted, candidatesIgnored };
+    return this.attemptStats();
   }
 
   /**
@@ -438,31 +388,30 @@ export class Listener extends EventEmitter<{ connection: [Connection]; failure: 
    * Connections already emitted stay open (they belong to the application).
    */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (!this.stopAttempts()) return;
     if (this.#router !== undefined) this.#router.onConnect = undefined;
-    for (const attempt of this.#attempts.values()) attempt.controller.abort();
     if (this.#owned) await this.#client.close();
   }
 
-  /** Declines a connect without starting anything: the dialer gets the code at once, the listener a failure. */
-  #refuse(frame: Extract<RoutedFrame, { t: "connect" }>, code: RefusalCode, message: string): void {
-    this.#counters.refused[code]++;
-    void this.#client.send({ t: "refuse", peer: frame.peer, sid: frame.sid, code }).catch(() => undefined);
-    this.emit("failure", new PeerwireError(code, `refused a connect from ${frame.peer}: ${message}`, { layer: "signaling" }), frame.peer);
+  protected notifyRefused(attempt: Attempt, code: RefusalCode): void {
+    const sid = this.#sids.get(attempt);
+    if (sid !== undefined) this.#sendRefuse(attempt.peer, sid, code);
   }
 
-  /** Aborts the oldest attempt in progress to make room; its dialer is told (ERR_RATE_LIMITED). */
-  #evictOldest(): void {
-    const [sid, oldest] = this.#attempts.entries().next().value ?? [];
-    if (sid === undefined || oldest === undefined) return;
-    this.#attempts.delete(sid);
-    this.#counters.evicted++;
-    this.#counters.refused.ERR_RATE_LIMITED++;
-    oldest.evicted = new PeerwireError("ERR_RATE_LIMITED", `aborted the attempt from ${oldest.peer} to make room for a newer one`, { layer: "signaling" });
-    void this.#client.send({ t: "refuse", peer: oldest.peer, sid, code: "ERR_RATE_LIMITED" }).catch(() => undefined);
-    oldest.controller.abort(oldest.evicted);
+  #sendRefuse(peer: string, sid: string, code: RefusalCode): void {
+    void this.#client.send({ t: "refuse", peer, sid, code }).catch(() => undefined);
   }
+}
+
+/** @internal The policies a listener runs on every peer: its allow-list (again, against the proven key), then `trust`. */
+export function listenerTrust(options: Pick<ListenOptions, "allow" | "trust">): PeerVerifier | undefined {
+  const policies: PeerVerifier[] = [];
+  if (options.allow !== undefined) policies.push(allowPeerIds(options.allow));
+  if (options.trust !== undefined) policies.push(options.trust);
+  if (policies.length === 0) return undefined;
+  return async (peer) => {
+    for (const policy of policies) await policy(peer);
+  };
 }
 
 /** @internal */
