@@ -9,10 +9,10 @@
  * LAN's /24 and 224.0.0.0/4 on eth0. Names carry a per-run prefix (pid + counter); namespaces left by a crashed
  * run are removed when their process is gone. Processes run per namespace with `ip netns exec`.
  */
-import { execFile, execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { CLI_ARGS, Processes, type Running } from "../helpers/child.js";
+import { addNamespace, deleteNamespace, namespacesUnavailable, removeStaleNamespaces } from "../helpers/netns.js";
 
 const exec = promisify(execFile);
 const PREFIX = "pwmdns";
@@ -20,53 +20,10 @@ const NODE_SCRIPT = new URL("./node.ts", import.meta.url).pathname;
 
 /** Why the LAN lab cannot run here, or undefined if it can. */
 export async function lanLabUnavailable(): Promise<string | undefined> {
-  if (process.platform !== "linux") return "the LAN lab needs Linux network namespaces";
-  if (process.getuid?.() !== 0) return "the LAN lab needs root (network namespaces)";
-  if (!["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip", "/bin/ip"].some(existsSync)) return "the LAN lab needs ip (Debian package iproute2)";
-  const probe = `${PREFIX}-${process.pid}-probe`;
-  try {
-    await exec("ip", ["netns", "add", probe]);
-    await exec("ip", ["netns", "exec", probe, "ip", "link", "add", "br0", "type", "bridge"]);
-  } catch (error) {
-    return `network namespaces or bridges are not usable here: ${(error as Error).message.split("\n")[0]}`;
-  } finally {
-    await exec("ip", ["netns", "del", probe]).catch(() => undefined);
-  }
-  return undefined;
+  return namespacesUnavailable("LAN lab", PREFIX, ["ip"], ["ip", "link", "add", "br0", "type", "bridge"]);
 }
 
 let labs = 0;
-const live = new Set<string>();
-let exitHookInstalled = false;
-
-function removeOnExit(namespace: string): void {
-  live.add(namespace);
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once("exit", () => {
-    for (const name of live) {
-      try {
-        execFileSync("ip", ["netns", "del", name], { stdio: "ignore" });
-      } catch {
-        // already gone
-      }
-    }
-  });
-}
-
-async function removeStale(): Promise<void> {
-  const { stdout } = await exec("ip", ["netns", "list"]);
-  for (const line of stdout.split("\n")) {
-    const name = line.split(" ")[0] ?? "";
-    const match = /^pwmdns-(\d+)-/.exec(name);
-    if (match === null || Number(match[1]) === process.pid) continue;
-    try {
-      process.kill(Number(match[1]), 0);
-    } catch {
-      await exec("ip", ["netns", "del", name]).catch(() => undefined);
-    }
-  }
-}
 
 export class LanLab {
   readonly prefix: string;
@@ -80,7 +37,7 @@ export class LanLab {
   }
 
   static async start(hosts = 3): Promise<LanLab> {
-    await removeStale();
+    await removeStaleNamespaces(PREFIX);
     const lab = new LanLab(`${PREFIX}-${process.pid}-${labs++}`, hosts);
     try {
       await lab.#build();
@@ -116,18 +73,14 @@ export class LanLab {
 
   async close(): Promise<void> {
     await this.#processes.stopAll();
-    for (const name of this.#namespaces.splice(0).reverse()) {
-      await exec("ip", ["netns", "del", name]).catch(() => undefined);
-      live.delete(name);
-    }
+    for (const name of this.#namespaces.splice(0).reverse()) await deleteNamespace(name);
   }
 
   async #build(): Promise<void> {
     for (const host of ["hub" as const, ...Array.from({ length: this.hosts }, (_, i) => i)]) {
       const namespace = this.namespace(host);
-      await exec("ip", ["netns", "add", namespace]);
+      await addNamespace(namespace);
       this.#namespaces.push(namespace);
-      removeOnExit(namespace);
       await this.run(host, "ip", ["link", "set", "lo", "up"]);
     }
     await this.run("hub", "ip", ["link", "add", "br0", "type", "bridge", "mcast_snooping", "0"]);

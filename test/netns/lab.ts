@@ -17,10 +17,10 @@
  * Impairments on a router: random loss (nft numgen) and a fixed delay on every forwarded packet (an NFQUEUE
  * consumer, delay.py: this kernel has no netem).
  */
-import { execFile, execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { CLI_ARGS, Processes, type Running } from "../helpers/child.js";
+import { addNamespace, deleteNamespace, namespacesUnavailable, removeStaleNamespaces } from "../helpers/netns.js";
 
 const exec = promisify(execFile);
 
@@ -52,56 +52,10 @@ const NEEDED = ["ip", "ss", "nft", "iptables", "conntrack", "turnserver", "pytho
 
 /** Why the lab cannot run here, or undefined if it can. */
 export async function labUnavailable(): Promise<string | undefined> {
-  if (process.platform !== "linux") return "the NAT lab needs Linux network namespaces";
-  if (process.getuid?.() !== 0) return "the NAT lab needs root (network namespaces, nftables)";
-  const missing = NEEDED.filter((tool) => !["/usr/sbin", "/usr/bin", "/sbin", "/bin"].some((dir) => existsSync(`${dir}/${tool}`)));
-  if (missing.length > 0) return `the NAT lab needs ${missing.join(", ")} (.ci/run installs them)`;
-  const probe = `${PREFIX}-${process.pid}-probe`;
-  try {
-    await exec("ip", ["netns", "add", probe]);
-    await exec("ip", ["netns", "exec", probe, "nft", "list", "ruleset"]);
-  } catch (error) {
-    return `network namespaces or nftables are not usable here: ${(error as Error).message.split("\n")[0]}`;
-  } finally {
-    await exec("ip", ["netns", "del", probe]).catch(() => undefined);
-  }
-  return undefined;
+  return namespacesUnavailable("NAT lab", PREFIX, NEEDED, ["nft", "list", "ruleset"]);
 }
 
 let labs = 0;
-const live = new Set<string>();
-let exitHookInstalled = false;
-
-function removeOnExit(namespace: string): void {
-  live.add(namespace);
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // Last resort if the test process dies without close(): namespaces outlive processes otherwise.
-  process.once("exit", () => {
-    for (const name of live) {
-      try {
-        execFileSync("ip", ["netns", "del", name], { stdio: "ignore" });
-      } catch {
-        // already gone
-      }
-    }
-  });
-}
-
-/** Namespaces of earlier runs whose process no longer exists. */
-async function removeStale(): Promise<void> {
-  const { stdout } = await exec("ip", ["netns", "list"]);
-  for (const line of stdout.split("\n")) {
-    const name = line.split(" ")[0] ?? "";
-    const match = /^pwlab-(\d+)-/.exec(name);
-    if (match === null || Number(match[1]) === process.pid) continue;
-    try {
-      process.kill(Number(match[1]), 0);
-    } catch {
-      await exec("ip", ["netns", "del", name]).catch(() => undefined);
-    }
-  }
-}
 
 export class Lab {
   readonly prefix: string;
@@ -115,7 +69,7 @@ export class Lab {
 
   /** Builds the namespaces and starts the signaling server and coturn; both routers start as cone NATs. */
   static async start(): Promise<Lab> {
-    await removeStale();
+    await removeStaleNamespaces(PREFIX);
     const lab = new Lab(`${PREFIX}-${process.pid}-${labs++}`);
     try {
       await lab.#build();
@@ -205,18 +159,14 @@ table inet lab {
   async close(): Promise<void> {
     await this.#processes.stopAll();
     this.#delays = {};
-    for (const name of this.#namespaces.splice(0).reverse()) {
-      await exec("ip", ["netns", "del", name]).catch(() => undefined);
-      live.delete(name);
-    }
+    for (const name of this.#namespaces.splice(0).reverse()) await deleteNamespace(name);
   }
 
   async #build(): Promise<void> {
     for (const name of ["pub", "natA", "natB", "hostA", "hostB"] as const) {
       const namespace = this.namespace(name);
-      await exec("ip", ["netns", "add", namespace]);
+      await addNamespace(namespace);
       this.#namespaces.push(namespace);
-      removeOnExit(namespace);
       await this.run(name, "ip", ["link", "set", "lo", "up"]);
     }
     await this.run("pub", "ip", ["link", "add", "br0", "type", "bridge"]);
