@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
 import { Redis } from "ioredis";
-import { WebSocket } from "ws";
 import { isPeerwireError } from "../../src/errors.js";
 import { Identity } from "../../src/identity/index.js";
 import { dial, listen, type Connection } from "../../src/peer/index.js";
@@ -10,51 +9,33 @@ import {
   SignalingClient,
   SignalingServer,
   bindPayload,
-  decodeFrame,
   encodeFrame,
   type Frame,
   type SignalingClusterEvent,
   type SignalingConnectEvent,
   type SignalingServerOptions,
 } from "../../src/signaling/index.js";
-import { frameBytes } from "../../src/signaling/protocol.js";
 import { Processes } from "../helpers/child.js";
 import { guardNetworkForThisFile } from "../helpers/guard-file.js";
 import { testIdentities } from "../helpers/pairs.js";
 import { packValue } from "../../src/wire/msgpack.js";
 import { RedisLab, freePort, redisMissing, rssOf } from "./redis-lab.js";
+import { rawSocket, type RawSocket } from "./raw-socket.js";
 
 guardNetworkForThisFile();
 
 const INSTANCE_SCRIPT = new URL("./cluster-instance.ts", import.meta.url).pathname;
 
-/** A bound raw WebSocket: what a lightweight (or hostile) client sends, frame by frame. */
-interface RawPeer {
-  socket: WebSocket;
-  next: () => Promise<Frame>;
-  closed: Promise<unknown>;
-}
-
-async function rawPeer(url: string, identity: Identity): Promise<RawPeer> {
-  const socket = new WebSocket(url);
-  const frames: Frame[] = [];
-  const waiting: Array<(f: Frame) => void> = [];
-  socket.on("message", (data) => {
-    const frame = decodeFrame(frameBytes(data), "from");
-    const waiter = waiting.shift();
-    if (waiter !== undefined) waiter(frame);
-    else frames.push(frame);
-  });
-  socket.on("error", () => undefined);
-  const closed = once(socket, "close");
-  await once(socket, "open");
-  const next = () => (frames.length > 0 ? Promise.resolve(frames.shift()!) : new Promise<Frame>((resolve) => waiting.push(resolve)));
+/** A raw WebSocket bound as `identity`: what a lightweight (or hostile) client sends, frame by frame. */
+async function rawPeer(url: string, identity: Identity): Promise<RawSocket> {
+  const raw = await rawSocket(url);
+  const { socket, next } = raw;
   const hello = await next();
   assert.equal(hello.t, "hello");
   const nonce = (hello as Extract<Frame, { t: "hello" }>).nonce;
   socket.send(encodeFrame({ t: "bind", cert: identity.certificateDer, sig: identity.sign(bindPayload(nonce)) }));
   assert.deepEqual(await next(), { t: "bound", id: identity.peerId });
-  return { socket, next, closed };
+  return raw;
 }
 
 /** Resolves with the first event matching `accept`. */
@@ -304,7 +285,7 @@ describe("signaling cluster on Redis", { skip: redisMissing }, async () => {
     const identities = await Promise.all(Array.from({ length: 1000 }, (_, i) => Identity.generate({ commonName: `peer-${i}` })));
     const memoryBefore = Number(/used_memory:(\d+)/.exec(await inspector.info("memory"))![1]);
     const rssBefore = await Promise.all(instances.map((instance) => rssOf(instance.running.child.pid!)));
-    const peers: RawPeer[] = [];
+    const peers: RawSocket[] = [];
     for (let start = 0; start < identities.length; start += 100) {
       peers.push(...(await Promise.all(identities.slice(start, start + 100).map((identity, i) => rawPeer(instances[(start + i) % 2]!.url, identity)))));
     }

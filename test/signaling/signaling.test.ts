@@ -19,6 +19,7 @@ import {
 import { frameBytes } from "../../src/signaling/protocol.js";
 import { packValue } from "../../src/wire/msgpack.js";
 import { guardNetworkForThisFile } from "../helpers/guard-file.js";
+import { rawSocket } from "./raw-socket.js";
 import { testIdentities } from "../helpers/pairs.js";
 
 guardNetworkForThisFile();
@@ -31,23 +32,6 @@ async function startServer(options: SignalingServerOptions = {}): Promise<Signal
   return server;
 }
 
-/** A raw WebSocket to the server, for sending whatever a hostile client would. */
-async function rawSocket(url: string): Promise<{ socket: WebSocket; frames: Frame[]; next: () => Promise<Frame>; closed: Promise<unknown> }> {
-  const socket = new WebSocket(url);
-  const frames: Frame[] = [];
-  const waiting: Array<(f: Frame) => void> = [];
-  socket.on("message", (data) => {
-    const frame = decodeFrame(frameBytes(data), "from");
-    const waiter = waiting.shift();
-    if (waiter !== undefined) waiter(frame);
-    else frames.push(frame);
-  });
-  socket.on("error", () => undefined);
-  const closed = once(socket, "close");
-  await once(socket, "open");
-  const next = () => (frames.length > 0 ? Promise.resolve(frames.shift()!) : new Promise<Frame>((resolve) => waiting.push(resolve)));
-  return { socket, frames, next, closed };
-}
 
 describe("signaling protocol", () => {
   test("every frame type round-trips; routing keys are 'to' from clients and 'from' from the server", async () => {
