@@ -30,12 +30,14 @@ interface Child {
  * BENCH_CHILD_ARGS: extra node flags for the children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the
  * sender and the receiver where users run them. BENCH_TRACE=1: the children's stderr is shown, and peerwire's
  * children print their SCTP counters (cwnd, bytes in flight, RTT, retransmissions, SACKs) every 500 ms.
+ * BENCH_CHILD_STDOUT=1: the children's stdout is shown (what V8 flags such as --trace-gc or --trace-deopt print).
+ * BENCH_SIDES=1: each transfer's CPU per MB of the sender and of the receiver, on stderr.
  */
 const CHILD_ARGS = process.env.BENCH_CHILD_ARGS?.split(" ").filter(Boolean) ?? [];
 const TRACE = process.env.BENCH_TRACE === "1";
 
 function start(name: string): Child {
-  const child = fork(CHILD, [], { execArgv: ["--import", "tsx", ...CHILD_ARGS], serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc"] });
+  const child = fork(CHILD, [], { execArgv: ["--import", "tsx", ...CHILD_ARGS], serialization: "advanced", stdio: ["ignore", process.env.BENCH_CHILD_STDOUT === "1" ? "inherit" : "ignore", "pipe", "ipc"] });
   let stderr = "";
   child.stderr!.on("data", (chunk: Buffer) => {
     if (TRACE) process.stderr.write(chunk);

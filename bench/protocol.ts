@@ -66,6 +66,7 @@ export function combineTransfers(specs: TransferSpec[], sender: Array<Extract<Fr
       throw new Error(`transfer ${spec.label}: ${sent === undefined ? "no sender report" : received === undefined ? "no receiver report" : "no time"}`);
     }
     const megabytes = spec.bytes / 1e6;
+    if (process.env.BENCH_SIDES === "1") console.error(`  ${spec.label}: sender ${(sent.cpuMs / megabytes).toFixed(1)} receiver ${(received.cpuMs / megabytes).toFixed(1)} ms/MB`);
     return { label: spec.label, mbps: megabytes / (sent.ms / 1000), cpuMsPerMB: (sent.cpuMs + received.cpuMs) / megabytes };
   });
 }

@@ -1,6 +1,6 @@
 import { PeerwireError, abortError, type ErrorCode } from "../errors.js";
 import type { Identity } from "../identity/identity.js";
-import { BaseDatagramTransport } from "../transport/base.js";
+import { BaseDatagramTransport, postDatagram } from "../transport/base.js";
 import type { DatagramTransport } from "../transport/contract.js";
 import { verifyHandshake } from "./handshake.js";
 import {
@@ -194,8 +194,7 @@ export class DtlsTransport extends BaseDatagramTransport {
       keyPem: options.identity.privateKeyPem,
       send: async (data: Buffer) => {
         if (lower.closed) return;
-        this.stats.datagramsOut++;
-        this.stats.bytesOut += data.byteLength;
+        this.#countOut(data);
         await lower.send(data).catch(() => undefined); // loss is normal for datagrams; closure is seen via onClose
       },
       onIncompatible: (error) => {
@@ -389,11 +388,36 @@ export class DtlsTransport extends BaseDatagramTransport {
   }
 
   protected async sendDatagram(datagram: Uint8Array): Promise<void> {
+    const record = this.#seal(datagram);
+    if (record === undefined) await this.#werift.socket.send(toBuffer(datagram));
+    else if (!this.#lower.closed) {
+      this.#countOut(record);
+      await this.#lower.send(record).catch(() => undefined); // loss is normal for datagrams; closure is seen via onClose
+    }
+  }
+
+  /** The data path: the record is sealed now (the plaintext is not kept) and handed down as a buffer of its own. */
+  protected override postDatagram(datagram: Uint8Array): void {
+    const record = this.#seal(datagram);
+    if (record === undefined) this.#werift.socket.send(toBuffer(datagram)).catch(() => undefined);
+    else if (!this.#lower.closed) {
+      this.#countOut(record);
+      postDatagram(this.#lower, record, true);
+    }
+  }
+
+  /** The protected record for `datagram`; undefined when werift's own code must protect it (socket.send). */
+  #seal(datagram: Uint8Array): Buffer | undefined {
     if (!this.#verified) throw new PeerwireError("ERR_TRANSPORT_CLOSED", "DTLS session is not established");
     if (datagram.byteLength > MAX_RECORD_PLAINTEXT) {
       throw new PeerwireError("ERR_DATAGRAM_TOO_LARGE", `datagram of ${datagram.byteLength} bytes exceeds a DTLS record's ${MAX_RECORD_PLAINTEXT}`, { layer: "dtls" });
     }
-    await this.#werift.socket.send(toBuffer(datagram));
+    return this.#werift.sealApplicationData(toBuffer(datagram));
+  }
+
+  #countOut(datagram: Uint8Array): void {
+    this.stats.datagramsOut++;
+    this.stats.bytesOut += datagram.byteLength;
   }
 
   /**

@@ -58,6 +58,7 @@ export const ECDSA_SHA256 = { hash: 4, signature: 3 } as const;
 /** Beyond every flight number: makes any retransmission loop stop (werift's own at its next wake-up). */
 const FLIGHT_DONE = 99;
 const ALERT = 21;
+const APPLICATION_DATA = 23;
 
 const RECORD_HEADER = 13;
 /** The epoch werift's keys protect (it never rekeys). */
@@ -825,11 +826,25 @@ export class WeriftEndpoint {
    * to send one), or undefined before keys exist: a plaintext alert would be unauthenticated.
    */
   sealAlert(level: 1 | 2, description: number): Buffer | undefined {
+    return this.#seal(ALERT, Buffer.from([level, description]));
+  }
+
+  /**
+   * A protected application_data record carrying `data`, in werift's epoch and record numbering: what werift's
+   * socket.send makes, without its per-record objects, promises and copies (the data path's every packet). The
+   * plaintext is read before this returns. undefined before keys exist, or for a construction werift's own code
+   * protects (then socket.send).
+   */
+  sealApplicationData(data: Buffer): Buffer | undefined {
+    return this.#seal(APPLICATION_DATA, data);
+  }
+
+  #seal(contentType: number, data: Buffer): Buffer | undefined {
     const cipher = this.#internals.cipher;
     const dtls = this.#internals.dtls;
     if (!(cipher instanceof PeerwireCipherContext) || dtls.epoch < KEYED_EPOCH) return undefined;
-    const header = { contentType: ALERT, protocolVersion: dtls.version, epoch: dtls.epoch, sequenceNumber: dtls.recordSequenceNumber + 1 };
-    const record = cipher.sealRecord(header, Buffer.from([level, description]));
+    const header = { contentType, protocolVersion: dtls.version, epoch: dtls.epoch, sequenceNumber: dtls.recordSequenceNumber + 1 };
+    const record = cipher.sealRecord(header, data);
     if (record !== undefined) dtls.recordSequenceNumber++;
     return record;
   }

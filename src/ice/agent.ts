@@ -15,6 +15,7 @@ import {
   openRelayPermission,
   paceChecks,
   requireWeriftIce,
+  SelectedPathSender,
   setSocketBuffers,
   type CheckHandle,
 } from "./werift.js";
@@ -103,6 +104,8 @@ export class IceAgent {
   readonly #consentTimeoutMs: number;
   readonly #socketBufferBytes: number;
   readonly #relayGraceMs: number;
+  /** A TURN server is configured: gathering runs under the TURN lifecycle mark (src/ice/werift.ts). */
+  readonly #usesTurn: boolean;
   readonly #checkPacer: { stop(): void };
   /** Rejects a pending connect(); set while connect() runs. */
   #failConnect: ((error: Error) => void) | undefined;
@@ -147,6 +150,7 @@ export class IceAgent {
       throw new PeerwireError("ERR_INVALID_ARGUMENT", "checkIntervalMs must be within 5–1000 (RFC 8445 §14.2: Ta ≥ 5 ms)", { layer: "ice" });
     }
     const servers = parseIceServers(options.iceServers ?? []);
+    this.#usesTurn = servers.turn !== undefined;
     const loopback = options.loopbackOnly === true;
     const allowed = options.allowRemoteAddress;
     this.#allowRemote = (address) => (!loopback || isLoopbackAddress(address)) && (allowed === undefined || allowed(address));
@@ -219,7 +223,7 @@ export class IceAgent {
 
   /** Gathers local candidates; resolves with all of them once gathering is complete. Idempotent. */
   gather(): Promise<string[]> {
-    this.#gathering ??= gatherAsPeerwire(() => this.#connection.gatherCandidates()).then(
+    this.#gathering ??= gatherAsPeerwire(this.#usesTurn, () => this.#connection.gatherCandidates()).then(
       () => {
         setSocketBuffers(this.#connection, this.#socketBufferBytes);
         return this.#connection.localCandidates.map((c) => c.toSdp());
@@ -431,6 +435,17 @@ export class IceAgent {
 /** The largest UDP payload over IPv4 (65,535 less the IP and UDP headers). */
 const MAX_UDP_PAYLOAD = 65_507;
 
+function sendable(datagram: Uint8Array): Uint8Array {
+  if (datagram.byteLength > MAX_UDP_PAYLOAD) {
+    throw new PeerwireError("ERR_DATAGRAM_TOO_LARGE", `datagram of ${datagram.byteLength} bytes exceeds UDP's ${MAX_UDP_PAYLOAD}`, { layer: "ice" });
+  }
+  return datagram;
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /**
  * The selected pair as a DatagramTransport. Only DTLS (first byte 20–63, RFC 7983) goes up; the rest is counted
  * and dropped. Closes with ERR_ICE_CONSENT_EXPIRED when consent lapses.
@@ -441,6 +456,7 @@ export class IceTransport extends BaseDatagramTransport {
   readonly #consentTimeoutMs: number;
   #consentTimer: NodeJS.Timeout | undefined;
   readonly #unsubscribe: () => void;
+  readonly #path: SelectedPathSender;
 
   /** @internal Made by IceAgent.connect(); its parameters are werift's types, kept out of the public .d.ts. */
   constructor(connection: Connection, agent: IceAgent, consentTimeoutMs: number, early: Buffer[] = []) {
@@ -448,6 +464,7 @@ export class IceTransport extends BaseDatagramTransport {
     this.#connection = connection;
     this.#agent = agent;
     this.#consentTimeoutMs = consentTimeoutMs;
+    this.#path = new SelectedPathSender(connection);
     const data = connection.onData.subscribe((datagram) => {
       if (classifyDatagram(datagram) !== "dtls") {
         agent.countDrop("not-dtls");
@@ -493,11 +510,16 @@ export class IceTransport extends BaseDatagramTransport {
   }
 
   protected async sendDatagram(datagram: Uint8Array): Promise<void> {
-    if (datagram.byteLength > MAX_UDP_PAYLOAD) {
-      throw new PeerwireError("ERR_DATAGRAM_TOO_LARGE", `datagram of ${datagram.byteLength} bytes exceeds UDP's ${MAX_UDP_PAYLOAD}`, { layer: "ice" });
-    }
-    // A copy: werift's socket send resolves before the kernel took the bytes, and the caller may reuse its buffer.
-    await this.#connection.send(Buffer.from(datagram));
+    // A copy: the socket reads the bytes after this returns (Node resolves the address first), and the caller may
+    // reuse its buffer.
+    const copy = Buffer.from(sendable(datagram));
+    if (!this.#path.send(copy)) await this.#connection.send(copy);
+  }
+
+  /** The data path (DTLS records): the record is the sender's own, so it goes as it is, on the pair's socket. */
+  protected override postDatagram(datagram: Uint8Array, owned: boolean): void {
+    const buffer = owned ? asBuffer(sendable(datagram)) : Buffer.from(sendable(datagram));
+    if (!this.#path.send(buffer)) this.#connection.send(buffer).catch(() => undefined); // loss; closure via onClose
   }
 
   protected release(): void {

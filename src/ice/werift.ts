@@ -1,6 +1,8 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { Connection, Message, StunOverTurnProtocol, StunProtocol, TurnProtocol, classes, methods, type CandidatePair } from "werift";
+import { Socket as UdpSocket } from "node:dgram";
+import { Connection, Message, StunOverTurnProtocol, StunProtocol, TurnProtocol, UdpTransport, classes, methods, type CandidatePair } from "werift";
 import { requireMembers, type MemberSpec } from "../boundary.js";
+import { PeerwireError } from "../errors.js";
 
 /**
  * The ICE layer's boundary with werift's internals: every place peerwire reaches past werift's typed API into its
@@ -21,6 +23,8 @@ import { requireMembers, type MemberSpec } from "../boundary.js";
  *   every request werift sends, so that responses can be matched to them).
  * - Connection#protocols and their UDP sockets: socket buffer sizes.
  * - StunOverTurnProtocol#turn, TurnProtocol#getPermission: opening our relay to the peer early.
+ * - Connection#nominated / #canSendApplicationData, the pair's protocol, remoteAddr and UdpTransport#socket /
+ *   #closed: data sent straight on the selected pair's UDP socket (`SelectedPathSender`).
  * - TurnProtocol#connectionMade / #close / #refresh / #refreshHandle / #request / #requestWithRetry / #server: the
  *   TURN client lifecycle fix (wrapped on the prototype, acting only on the TURN clients a peerwire agent's
  *   gathering created: other werift users in the process keep werift's behaviour).
@@ -324,6 +328,92 @@ export function setSocketBuffers(connection: Connection, bytes: number): void {
   }
 }
 
+// ── sending on the selected pair ───────────────────────────────────────────────────────────────────────────────
+
+const SENDING_CONNECTION_MEMBERS = {
+  nominated: { kind: "present" },
+  canSendApplicationData: { kind: "function" },
+} as const satisfies MemberSpec;
+
+const PAIR_MEMBERS = { protocol: { kind: "object" }, remoteAddr: { kind: "array" } } as const satisfies MemberSpec;
+
+const UDP_TRANSPORT_MEMBERS = { socket: { kind: "object" }, closed: { kind: "boolean" } } as const satisfies MemberSpec;
+
+interface SendingConnection {
+  nominated: CandidatePair | undefined;
+  canSendApplicationData(): boolean;
+}
+
+/** The selected pair's UDP socket and the peer's address on it, or undefined for a path werift must frame (TURN). */
+interface DirectPath {
+  socket: UdpSocket;
+  transport: { closed: boolean };
+  host: string;
+  port: number;
+}
+
+/**
+ * Sends datagrams on the selected pair's own UDP socket. werift's Connection.send reaches the same socket call
+ * through four async functions (a promise each), an IP-literal check and a bookkeeping update per datagram; on the
+ * data path, tens of thousands of datagrams a second, that showed in the profile. Only a plain UDP pair (werift's
+ * StunProtocol over its UdpTransport) goes direct: a relayed pair needs werift's TURN framing, and `send` returns
+ * false so the caller uses Connection.send. werift's own rule stays: nothing leaves while it says application data
+ * may not (no nominated pair, closed, failed, or consent lapsed).
+ *
+ * The check at first use (the constructor, when the transport is made) throws ERR_WERIFT_INCOMPATIBLE when the
+ * members relied on changed shape; a pair selected later that does not match goes through Connection.send.
+ */
+export class SelectedPathSender {
+  readonly #connection: SendingConnection;
+  /** The pair `#path` was worked out for (null: not yet). */
+  #pair: CandidatePair | undefined | null = null;
+  #path: DirectPath | undefined;
+
+  constructor(connection: Connection) {
+    requireMembers(connection, SENDING_CONNECTION_MEMBERS, "werift ICE Connection", "ice");
+    this.#connection = connection as unknown as SendingConnection;
+    this.#select(this.#connection.nominated, true);
+  }
+
+  /** Whether the selected pair goes direct (false: werift's Connection.send is needed, e.g. a relayed pair). */
+  get direct(): boolean {
+    if (this.#connection.nominated !== this.#pair) this.#select(this.#connection.nominated, false);
+    return this.#path !== undefined;
+  }
+
+  /** Sends `data` on the selected pair; false when the pair is not a plain UDP one (nothing was sent). */
+  send(data: Buffer): boolean {
+    if (!this.direct) return false;
+    const path = this.#path!;
+    if (path.transport.closed || !this.#connection.canSendApplicationData()) return true; // dropped, as werift does
+    path.socket.send(data, path.port, path.host);
+    return true;
+  }
+
+  #select(pair: CandidatePair | undefined, loud: boolean): void {
+    this.#pair = pair;
+    this.#path = undefined;
+    if (pair === undefined) return;
+    try {
+      requireMembers(pair, PAIR_MEMBERS, "werift CandidatePair", "ice");
+      const protocol = pair.protocol as unknown as { transport?: unknown };
+      if (Object.getPrototypeOf(protocol) !== StunProtocol.prototype) return; // relayed (or TCP): werift frames it
+      const transport = protocol.transport;
+      if (!(transport instanceof UdpTransport)) return;
+      requireMembers(transport, UDP_TRANSPORT_MEMBERS, "werift UdpTransport", "ice");
+      const { socket } = transport as unknown as { socket: unknown };
+      const [host, port] = pair.remoteAddr as unknown as [unknown, unknown];
+      if (!(socket instanceof UdpSocket) || typeof host !== "string" || typeof port !== "number") {
+        throw new PeerwireError("ERR_WERIFT_INCOMPATIBLE", "werift's UDP pair has no dgram socket or no [host, port] remote address", { layer: "ice" });
+      }
+      this.#path = { socket, transport: transport as unknown as { closed: boolean }, host, port };
+    } catch (error) {
+      if (loud) throw error;
+      // A pair selected later that does not match: werift's own send still works, only slower.
+    }
+  }
+}
+
 // ── TURN client lifecycle ──────────────────────────────────────────────────────────────────────────────────────
 
 const INSTALLED = Symbol.for("peerwire.turnLifecycle");
@@ -335,9 +425,23 @@ const peerwireGathering = new AsyncLocalStorage<true>();
 /** TURN clients created by a peerwire agent's gathering: the only ones the fix below acts on. */
 const peerwireTurnClients = new WeakSet<object>();
 
-/** Runs a peerwire agent's candidate gathering: TURN clients werift creates during it get the lifecycle fix. */
-export function gatherAsPeerwire<T>(gather: () => Promise<T>): Promise<T> {
-  return peerwireGathering.run(true, gather);
+/** Gatherings with TURN in flight: the AsyncLocalStorage is enabled only while there is one (see below). */
+let turnGatherings = 0;
+
+/**
+ * Runs a peerwire agent's candidate gathering: TURN clients werift creates during it get the lifecycle fix.
+ * Only gatherings with a TURN server need the mark, and it is switched off again when the last one ends: on
+ * Node 20 an enabled AsyncLocalStorage installs async hooks that run for every promise and every UDP send in
+ * the process until disabled (3 % of a sender's CPU, measured).
+ */
+export async function gatherAsPeerwire<T>(withTurn: boolean, gather: () => Promise<T>): Promise<T> {
+  if (!withTurn) return gather();
+  turnGatherings++;
+  try {
+    return await peerwireGathering.run(true, gather);
+  } finally {
+    if (--turnGatherings === 0) peerwireGathering.disable();
+  }
 }
 
 /** Whether a werift TURN client was created by a peerwire agent (and so has the lifecycle fix). */

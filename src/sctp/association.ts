@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import type { SCTP } from "werift-sctp";
 import { PeerwireError, abortError } from "../errors.js";
 import type { DatagramTransport } from "../transport/contract.js";
+import { postDatagram } from "../transport/base.js";
 import { Ppid, decodeDcep, encodeAck, encodeOpen, type ChannelParameters } from "./dcep.js";
 import { checkPacket, type DataPathDropReason, type PacketRejection } from "./packet.js";
 import { MAX_USER_DATA, MAX_USER_DATA_LIMIT, lastTsnOf, type SendOptions } from "./sender.js";
@@ -198,7 +199,9 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
           if (transport.closed) return;
           this.#counters.packetsOut++;
           this.#counters.bytesOut += packet.byteLength;
-          transport.send(packet).catch(() => undefined); // datagram loss; SCTP retransmits
+          // Every packet is a fresh buffer (ours and werift's encoders), never written again: owned. A failed send
+          // is datagram loss; SCTP retransmits.
+          postDatagram(transport, packet, true);
         },
         message: (streamId, ppid, data) => this.#onMessage(streamId, ppid, data),
         drop: (reason) => this.#drop(reason),

@@ -1,6 +1,28 @@
 import { PeerwireError } from "../errors.js";
 import { PENDING_DATAGRAM_LIMIT, type DatagramTransport } from "./contract.js";
 
+/** The fire-and-forget send of peerwire's own transports (see `postDatagram`). */
+const POST = Symbol("peerwire.postDatagram");
+
+interface Postable {
+  [POST](datagram: Uint8Array, owned: boolean): void;
+}
+
+const ignore = (): void => undefined;
+
+/**
+ * Sends a datagram without waiting and without a promise: the data path's way down (a packet per call, tens of
+ * thousands a second, where a promise per layer and packet showed in the profile). Failures count as loss, as
+ * on a real network: the protocols above retransmit, and closure reaches them through onClose. `owned`: the
+ * caller made `datagram` for this send and never touches it again, so no layer below needs a copy of it. Any
+ * other DatagramTransport (a user's own) gets a plain send().
+ */
+export function postDatagram(transport: DatagramTransport, datagram: Uint8Array, owned: boolean): void {
+  const postable = transport as Partial<Postable>;
+  if (typeof postable[POST] === "function") postable[POST](datagram, owned);
+  else transport.send(datagram).catch(ignore);
+}
+
 /**
  * Shared bookkeeping for transports: the single receiver, the bounded queue before it is set, close handlers
  * called exactly once, and a receiver that throws never reaching the event loop of the layer below.
@@ -48,6 +70,16 @@ export abstract class BaseDatagramTransport implements DatagramTransport {
     }
   }
 
+  /** See postDatagram. */
+  [POST](datagram: Uint8Array, owned: boolean): void {
+    if (this.#closed) return;
+    try {
+      this.postDatagram(datagram, owned);
+    } catch {
+      // A datagram that cannot leave is lost; the layers above recover as from any loss.
+    }
+  }
+
   async close(): Promise<void> {
     this.shutdown();
   }
@@ -88,6 +120,13 @@ export abstract class BaseDatagramTransport implements DatagramTransport {
   }
 
   protected abstract sendDatagram(datagram: Uint8Array): Promise<void>;
+  /**
+   * postDatagram's send: may throw (counted as loss), must not keep `datagram` beyond the call unless `owned`.
+   * By default a send() whose failure is ignored; transports on the data path override it.
+   */
+  protected postDatagram(datagram: Uint8Array, _owned: boolean): void {
+    this.sendDatagram(datagram).catch(ignore);
+  }
   /** Frees timers, sockets and listeners. Called once, synchronously, from shutdown(). */
   protected abstract release(): void;
 }

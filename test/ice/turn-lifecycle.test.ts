@@ -42,7 +42,7 @@ const CHILD = `
   await new IceAgent({ role: "controlling", loopbackOnly: true }).close(); // an agent installs the wrappers
   const credentials = { address: ["127.0.0.1", Number(process.env.TURN_PORT)], username: "peerwire", password: "secret" };
   const theirs = await createTurnClient(credentials);
-  const ours = await gatherAsPeerwire(() => createTurnClient(credentials));
+  const ours = await gatherAsPeerwire(true, () => createTurnClient(credentials));
   console.log(JSON.stringify({ ours: hasTurnLifecycleFix(ours), theirs: hasTurnLifecycleFix(theirs) }));
   await ours.close();
   process.exit(0);
