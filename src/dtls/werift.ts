@@ -242,15 +242,19 @@ function sealRecord(state: AeadState, header: RecordHeaderFields, data: Buffer):
   record.writeUInt16BE(header.epoch, 3);
   record.writeUIntBE(header.sequenceNumber, 5, 6);
   record.writeUInt16BE(bodyLength, 11);
-  record.copy(record, RECORD_HEADER, 3, 11);
+  // The explicit nonce (epoch ‖ sequence number, as werift) into the body and the nonce; byte by byte because
+  // Buffer#copy with a range makes a view per call, and this runs for every packet.
   const iv = state.writeIv;
-  record.copy(iv, IMPLICIT_NONCE, 3, 11);
+  for (let i = 3; i < 11; i++) {
+    record[RECORD_HEADER - 3 + i] = record[i]!;
+    iv[IMPLICIT_NONCE - 3 + i] = record[i]!;
+  }
   writeAad(state.aad, header, length);
   const cipher = createCipheriv(state.algorithm, state.writeKey, iv, GCM_OPTIONS);
   cipher.setAAD(state.aad);
-  cipher.update(data).copy(record, RECORD_HEADER + EXPLICIT_NONCE);
+  record.set(cipher.update(data), RECORD_HEADER + EXPLICIT_NONCE);
   cipher.final();
-  cipher.getAuthTag().copy(record, RECORD_HEADER + EXPLICIT_NONCE + length);
+  record.set(cipher.getAuthTag(), RECORD_HEADER + EXPLICIT_NONCE + length);
   return record;
 }
 

@@ -17,6 +17,7 @@ import {
   requireWeriftIce,
   SelectedPathSender,
   setSocketBuffers,
+  type Address,
   type CheckHandle,
 } from "./werift.js";
 
@@ -428,6 +429,7 @@ export class IceAgent {
       },
       incoming: (data, address, protocol, deliver) => this.#guard.incoming(data, address, protocol, deliver),
       sent: (protocol, transactionIdHex, address, integrityKey) => this.#guard.sent(protocol, transactionIdHex, address, integrityKey),
+      selected: (data, address, protocol) => this.#transport?.takeFromSelected(data, address, protocol) === true,
     });
   }
 }
@@ -514,6 +516,17 @@ export class IceTransport extends BaseDatagramTransport {
     // reuse its buffer.
     const copy = Buffer.from(sendable(datagram));
     if (!this.#path.send(copy)) await this.#connection.send(copy);
+  }
+
+  /**
+   * @internal The receiving data path: DTLS from the selected pair's remote address on its own socket goes up at
+   * once, past the guard (the address was verified by the checks) and werift's events. Anything else: false.
+   */
+  takeFromSelected(data: Buffer, address: Address, protocol: object): boolean {
+    const first = data[0];
+    if (first === undefined || first < 20 || first > 63 || !this.#path.isFromSelected(address, protocol)) return false;
+    this.deliver(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    return true;
   }
 
   /** The data path (DTLS records): the record is the sender's own, so it goes as it is, on the pair's socket. */

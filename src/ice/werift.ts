@@ -257,6 +257,11 @@ export interface ProtocolGuard {
   incoming(data: Buffer, address: Address, protocol: object, deliver: () => void): boolean;
   /** A request werift sends on a UDP or TURN protocol; returns what to call once its transaction has ended. */
   sent(protocol: object, transactionIdHex: string, address: Address, integrityKey: Buffer | undefined): () => void;
+  /**
+   * Before anything else, a datagram on a UDP protocol: true when it was taken (DTLS from the selected pair's
+   * remote address, handed straight up); false sends it the usual way (the guard, then werift).
+   */
+  selected?(data: Buffer, address: Address, protocol: object): boolean;
 }
 
 /**
@@ -280,7 +285,9 @@ export function guardProtocols(connection: Connection, guard: ProtocolGuard): vo
       const handler = turn ? "handleStunMessage" : "datagramReceived";
       const receive = protocol[handler]!;
       const request = protocol.request!;
+      const selected = turn ? undefined : guard.selected?.bind(guard);
       protocol[handler] = (data, address) => {
+        if (selected !== undefined && selected(data, address, protocol)) return;
         let pass: boolean;
         try {
           pass = guard.incoming(data, address, protocol, () => receive.call(protocol, data, address));
@@ -346,6 +353,7 @@ interface SendingConnection {
 
 /** The selected pair's UDP socket and the peer's address on it, or undefined for a path werift must frame (TURN). */
 interface DirectPath {
+  protocol: object;
   socket: UdpSocket;
   transport: { closed: boolean };
   host: string;
@@ -353,9 +361,11 @@ interface DirectPath {
 }
 
 /**
- * Sends datagrams on the selected pair's own UDP socket. werift's Connection.send reaches the same socket call
- * through four async functions (a promise each), an IP-literal check and a bookkeeping update per datagram; on the
- * data path, tens of thousands of datagrams a second, that showed in the profile. Only a plain UDP pair (werift's
+ * Sends datagrams on the selected pair's own UDP socket, and recognises those that arrive from it. werift's
+ * Connection.send reaches the same socket call through four async functions (a promise each), an IP-literal check
+ * and a bookkeeping update per datagram, and hands each received datagram up through two events that start an
+ * async function each; on the data path, tens of thousands of datagrams a second, that showed in the profile (and
+ * in the garbage collector's share). Only a plain UDP pair (werift's
  * StunProtocol over its UdpTransport) goes direct: a relayed pair needs werift's TURN framing, and `send` returns
  * false so the caller uses Connection.send. werift's own rule stays: nothing leaves while it says application data
  * may not (no nominated pair, closed, failed, or consent lapsed).
@@ -379,6 +389,16 @@ export class SelectedPathSender {
   get direct(): boolean {
     if (this.#connection.nominated !== this.#pair) this.#select(this.#connection.nominated, false);
     return this.#path !== undefined;
+  }
+
+  /**
+   * Whether a datagram that arrived on `protocol` from `address` comes from the selected pair's remote address on
+   * its own socket (a plain UDP pair only). Allocates nothing: it runs for every datagram received.
+   */
+  isFromSelected(address: Address, protocol: object): boolean {
+    if (!this.direct) return false;
+    const path = this.#path!;
+    return protocol === path.protocol && address[1] === path.port && address[0] === path.host;
   }
 
   /** Sends `data` on the selected pair; false when the pair is not a plain UDP one (nothing was sent). */
@@ -406,7 +426,7 @@ export class SelectedPathSender {
       if (!(socket instanceof UdpSocket) || typeof host !== "string" || typeof port !== "number") {
         throw new PeerwireError("ERR_WERIFT_INCOMPATIBLE", "werift's UDP pair has no dgram socket or no [host, port] remote address", { layer: "ice" });
       }
-      this.#path = { socket, transport: transport as unknown as { closed: boolean }, host, port };
+      this.#path = { protocol, socket, transport: transport as unknown as { closed: boolean }, host, port };
     } catch (error) {
       if (loud) throw error;
       // A pair selected later that does not match: werift's own send still works, only slower.

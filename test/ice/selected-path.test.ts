@@ -5,7 +5,7 @@ import { StunOverTurnProtocol, StunProtocol, UdpTransport } from "werift";
 import { isPeerwireError } from "../../src/errors.js";
 import { SelectedPathSender } from "../../src/ice/werift.js";
 import { guardNetworkForThisFile } from "../helpers/guard-file.js";
-import { connectedAgents, dtlsLike, received, udpSocket } from "./support.js";
+import { connectedAgents, dtlsLike, received, sendTo, udpSocket } from "./support.js";
 
 guardNetworkForThisFile();
 
@@ -89,6 +89,35 @@ describe("sending on the selected pair", () => {
       );
     }
     await transport.close();
+  });
+
+  test("DTLS from the selected pair goes up past werift's events; from elsewhere it still meets the guard", async () => {
+    const prototype = StunProtocol.prototype as unknown as { datagramReceived: (data: Buffer, address: unknown) => void };
+    const datagramReceived = prototype.datagramReceived;
+    let dtlsThroughWerift = 0;
+    prototype.datagramReceived = function (this: unknown, data: Buffer, address: unknown) {
+      if (data[0]! >= 20 && data[0]! <= 63) dtlsThroughWerift++;
+      return datagramReceived.call(this, data, address);
+    };
+    try {
+      const { a, b, ta, tb } = await connectedAgents();
+      const atB = received(tb);
+      await ta.send(dtlsLike(5));
+      assert.deepEqual(await atB, dtlsLike(5));
+      assert.equal(dtlsThroughWerift, 0);
+      const stranger = await udpSocket();
+      const dropsBefore = b.stats.dropped["unknown-source"];
+      const got: Uint8Array[] = [];
+      tb.onDatagram((d) => got.push(d));
+      await sendTo(stranger, dtlsLike(6), tb.selectedPair.local);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(got, [], "a stranger's DTLS is not delivered");
+      assert.equal(b.stats.dropped["unknown-source"], dropsBefore + 1);
+      stranger.close();
+      await Promise.all([a.close(), b.close()]);
+    } finally {
+      prototype.datagramReceived = datagramReceived;
+    }
   });
 
   test("an IceTransport on a host pair sends past werift's protocol (StunProtocol#sendData is not called)", async () => {
