@@ -130,7 +130,7 @@ function alertError(level: number, description: number, handshaking: boolean): P
 }
 
 function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** A plain Uint8Array over the same bytes (werift hands each decrypted record over in its own Buffer). */

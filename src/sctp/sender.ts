@@ -121,6 +121,10 @@ export class Sender {
   #advancedPeerAckPoint: number;
   #forwardTsnDue = false;
   #t3: NodeJS.Timeout | undefined;
+  /** When T3 expires (performance.now(), ms) while it runs; the armed timer may fire earlier and then re-arms. */
+  #t3Due: number | undefined;
+  /** When the armed timer fires. */
+  #t3FiresAt = 0;
   /** T3 expiries since the peer last acknowledged new data. */
   #consecutiveT3 = 0;
   #stopped = false;
@@ -496,24 +500,47 @@ export class Sender {
   }
 
   #startT3(): void {
-    if (this.#t3 !== undefined || this.#stopped) return;
-    this.#t3 = setTimeout(() => this.#onT3(), this.rtoMs);
+    if (this.#t3Due !== undefined || this.#stopped) return;
+    this.#armT3(performance.now() + this.rtoMs);
   }
 
+  /**
+   * Every SACK that acknowledges new data restarts T3 (RFC 9260 §6.3.2 R3). Clearing one timer and creating
+   * another per SACK showed in the data path's profile, so the deadline moves instead, and a timer that fires
+   * before it re-arms for what is left.
+   */
   #restartT3(): void {
-    this.#stopT3();
-    this.#startT3();
+    if (this.#stopped) return;
+    this.#armT3(performance.now() + this.rtoMs);
+  }
+
+  #armT3(due: number): void {
+    this.#t3Due = due;
+    if (this.#t3 !== undefined && this.#t3FiresAt <= due) return; // fires first, then re-arms for the rest
+    clearTimeout(this.#t3);
+    this.#t3FiresAt = due;
+    this.#t3 = setTimeout(this.#onT3Timer, Math.max(1, Math.round(due - performance.now())));
   }
 
   #stopT3(): void {
+    this.#t3Due = undefined;
     if (this.#t3 === undefined) return;
     clearTimeout(this.#t3);
     this.#t3 = undefined;
   }
 
+  readonly #onT3Timer = (): void => {
+    this.#t3 = undefined;
+    const due = this.#t3Due;
+    if (due === undefined || this.#stopped) return;
+    // Timers fire on whole milliseconds: within one of the deadline counts as expired.
+    if (due - performance.now() > 1) this.#armT3(due);
+    else this.#onT3();
+  };
+
   /** T3-rtx expiry (RFC 9260 §6.3.3): back off, mark everything outstanding for retransmission, restart slowly. */
   #onT3(): void {
-    this.#t3 = undefined;
+    this.#t3Due = undefined;
     if (this.#stopped) return;
     this.stats.t3Expiries++;
     if (log.enabled) log("T3 expired (RTO %d ms, %d bytes in flight): retransmitting", this.rtoMs, this.flightSize);

@@ -214,24 +214,54 @@ function sealed(chunk: Buffer): Buffer {
 }
 
 describe("SCTP sender timers", () => {
+  test("a SACK acknowledging new data restarts T3: it expires one RTO after the last such SACK, not the first send", (t) => {
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    let clock = performance.now();
+    t.mock.method(performance, "now", () => clock);
+    const tick = (ms: number) => {
+      clock += ms;
+      t.mock.timers.tick(ms);
+    };
+    const { sender, sent } = recordingSender();
+    sender.send(1, 53, new Uint8Array(3 * MAX_USER_DATA), { ordered: true });
+    const first = START;
+    assert.deepEqual(sent, [first, first + 1, first + 2].map((tsn) => tsn >>> 0));
+    const rto = sender.rtoMs;
+    tick(rto - 10);
+    assert.ok(sender.onSack(first, 1 << 20, new Uint16Array(0), new Uint16Array(0)));
+    const restartedRto = sender.rtoMs; // from the SACK's RTT sample: above rto - 10
+    tick(rto - 10);
+    assert.equal(sender.stats.t3Expiries, 0, "not at the first deadline");
+    tick(restartedRto - (rto - 10) + 1);
+    assert.equal(sender.stats.t3Expiries, 1, "one RTO after the SACK");
+    sender.stop();
+  });
+
   test("T3 backs off, and after 10 expiries in a row without an acknowledgement the peer counts as unreachable", (t) => {
     t.mock.timers.enable({ apis: ["setTimeout"] });
+    // The sender reads performance.now() for T3's deadline: the clock moves with the mocked timers.
+    let clock = performance.now();
+    t.mock.method(performance, "now", () => clock);
+    const tick = (ms: number) => {
+      clock += ms;
+      t.mock.timers.tick(ms);
+    };
     let failed = 0;
     const { sender, sent } = recordingSender(() => failed++);
     sender.send(1, 53, new Uint8Array(100), { ordered: true });
     assert.deepEqual(sent, [START]);
     let rto = sender.rtoMs;
     for (let expiry = 1; expiry <= 10; expiry++) {
-      t.mock.timers.tick(rto);
+      tick(rto);
       assert.equal(sender.stats.t3Expiries, expiry);
       assert.equal(sent.length, 1 + expiry, "the chunk is retransmitted at each expiry");
       assert.equal(sender.rtoMs, Math.min(60_000, rto * 2), "RTO doubles");
       rto = sender.rtoMs;
     }
     assert.equal(failed, 0);
-    t.mock.timers.tick(rto);
+    tick(rto);
     assert.equal(failed, 1);
-    t.mock.timers.tick(120_000);
+    tick(120_000);
     assert.equal(sent.length, 11, "nothing is sent after giving up");
     sender.stop();
   });
