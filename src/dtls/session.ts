@@ -396,7 +396,7 @@ export class DtlsTransport extends BaseDatagramTransport {
     }
   }
 
-  /** The data path: the record is sealed now (the plaintext is not kept) and handed down as a buffer of its own. */
+  /** @internal The data path: the record is sealed now (the plaintext is not kept) and handed down as its own buffer. */
   protected override postDatagram(datagram: Uint8Array): void {
     const record = this.#seal(datagram);
     if (record === undefined) this.#werift.socket.send(toBuffer(datagram)).catch(() => undefined);

@@ -529,7 +529,7 @@ export class IceTransport extends BaseDatagramTransport {
     return true;
   }
 
-  /** The data path (DTLS records): the record is the sender's own, so it goes as it is, on the pair's socket. */
+  /** @internal The data path (DTLS records): the record is the sender's own, so it goes as it is, on the pair's socket. */
   protected override postDatagram(datagram: Uint8Array, owned: boolean): void {
     const buffer = owned ? asBuffer(sendable(datagram)) : Buffer.from(sendable(datagram));
     if (!this.#path.send(buffer)) this.#connection.send(buffer).catch(() => undefined); // loss; closure via onClose

@@ -70,7 +70,7 @@ export abstract class BaseDatagramTransport implements DatagramTransport {
     }
   }
 
-  /** See postDatagram. */
+  /** @internal See postDatagram. */
   [POST](datagram: Uint8Array, owned: boolean): void {
     if (this.#closed) return;
     try {
@@ -121,8 +121,8 @@ export abstract class BaseDatagramTransport implements DatagramTransport {
 
   protected abstract sendDatagram(datagram: Uint8Array): Promise<void>;
   /**
-   * postDatagram's send: may throw (counted as loss), must not keep `datagram` beyond the call unless `owned`.
-   * By default a send() whose failure is ignored; transports on the data path override it.
+   * @internal postDatagram's send: may throw (counted as loss), must not keep `datagram` beyond the call unless
+   * `owned`. By default a send() whose failure is ignored; peerwire's transports on the data path override it.
    */
   protected postDatagram(datagram: Uint8Array, _owned: boolean): void {
     this.sendDatagram(datagram).catch(ignore);
