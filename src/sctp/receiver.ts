@@ -34,6 +34,8 @@ interface Fragment {
   ssn: number;
   ppid: number;
   data: Uint8Array;
+  /** On the last fragment of a run: that run (interior fragments' values are stale and never read). */
+  run: Run | undefined;
 }
 
 /** A run of fragments with consecutive TSNs that belong together; complete when it begins with B and ends with E. */
@@ -81,8 +83,8 @@ export class Receiver {
   #highestSeen: number;
   #duplicates: number[] = [];
   readonly #fragments = new Map<number, Fragment>();
+  /** Runs by their first TSN; a run's last fragment points at it (Fragment.run). */
   readonly #runsByFirst = new Map<number, Run>();
-  readonly #runsByLast = new Map<number, Run>();
   readonly #streams = new Map<number, InboundStream>();
   #failed = false;
 
@@ -126,7 +128,7 @@ export class Receiver {
       if (this.#breaksNeighbour(tsn, flags)) return "accepted";
       this.#complete(streamId, ssn, ppid, (flags & DATA_FLAG_UNORDERED) !== 0, data);
     } else {
-      this.#addFragment({ tsn, flags, streamId, ssn, ppid, data });
+      this.#addFragment({ tsn, flags, streamId, ssn, ppid, data, run: undefined });
     }
     return "accepted";
   }
@@ -243,19 +245,26 @@ export class Receiver {
     const { tsn } = fragment;
     const begins = (fragment.flags & DATA_FLAG_BEGIN) !== 0;
     const ends = (fragment.flags & DATA_FLAG_END) !== 0;
+    const bytes = fragment.data.byteLength;
     this.#fragments.set(tsn, fragment);
-    this.heldBytes += fragment.data.byteLength;
+    this.heldBytes += bytes;
     this.heldChunks++;
-    let run: Run = { first: tsn, last: tsn, bytes: fragment.data.byteLength, count: 1 };
-    this.#runsByFirst.set(tsn, run);
-    this.#runsByLast.set(tsn, run);
     const before = this.#fragments.get((tsn - 1) >>> 0);
-    if (before !== undefined) {
-      const beforeEnds = (before.flags & DATA_FLAG_END) !== 0;
-      if (!beforeEnds && (begins || !sameMessage(before, fragment))) return this.#violation(`TSN ${tsn} cannot continue the message before it`);
-      if (beforeEnds && !begins) return this.#violation(`TSN ${tsn} continues a message that already ended`);
-      if (!beforeEnds) run = this.#join(this.#runsByLast.get(before.tsn)!, run);
+    let run: Run;
+    if (before !== undefined && (before.flags & DATA_FLAG_END) === 0) {
+      if (begins || !sameMessage(before, fragment)) return this.#violation(`TSN ${tsn} cannot continue the message before it`);
+      // The usual case, fragments in order: the run before (`before` is its last fragment, as `tsn` was not held)
+      // grows by one; no run is made, looked up or joined per fragment.
+      run = before.run!;
+      run.last = tsn;
+      run.bytes += bytes;
+      run.count++;
+    } else {
+      if (before !== undefined && !begins) return this.#violation(`TSN ${tsn} continues a message that already ended`);
+      run = { first: tsn, last: tsn, bytes, count: 1 };
+      this.#runsByFirst.set(tsn, run);
     }
+    fragment.run = run;
     const after = this.#fragments.get(next32(tsn));
     if (after !== undefined) {
       const afterBegins = (after.flags & DATA_FLAG_BEGIN) !== 0;
@@ -273,12 +282,11 @@ export class Receiver {
   }
 
   #join(left: Run, right: Run): Run {
-    this.#runsByLast.delete(left.last);
     this.#runsByFirst.delete(right.first);
     left.last = right.last;
     left.bytes += right.bytes;
     left.count += right.count;
-    this.#runsByLast.set(left.last, left);
+    this.#fragments.get(left.last)!.run = left;
     return left;
   }
 
@@ -294,7 +302,6 @@ export class Receiver {
     this.heldBytes -= run.bytes;
     this.heldChunks -= run.count;
     this.#runsByFirst.delete(run.first);
-    this.#runsByLast.delete(run.last);
     this.#complete(first.streamId, first.ssn, first.ppid, (first.flags & DATA_FLAG_UNORDERED) !== 0, data);
   }
 
@@ -303,7 +310,6 @@ export class Receiver {
     this.heldBytes -= run.bytes;
     this.heldChunks -= run.count;
     this.#runsByFirst.delete(run.first);
-    this.#runsByLast.delete(run.last);
   }
 
   #stream(streamId: number): InboundStream {

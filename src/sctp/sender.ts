@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import { COMMON_HEADER, DATA_FLAG_BEGIN, DATA_FLAG_END, DATA_FLAG_UNORDERED, DATA_HEADER, dataChunkSize, type OutgoingData } from "./wire.js";
 import { Deque } from "./deque.js";
 import { tsnAfter, tsnAtLeast } from "./serial.js";
@@ -256,6 +257,8 @@ export class Sender {
     if (this.#retransmitCount > 0) this.#retransmit();
     const limit = Math.min(this.cwnd, this.flightSize + MAX_BURST * this.#mtu);
     let abandoned = false;
+    // One clock reading for the burst: its packets leave within microseconds of each other.
+    let now = -1;
     while (this.#pending.length > 0 && this.flightSize < limit) {
       const chunk = this.#pending.peek()!;
       if (chunk.message.abandoned || this.#expired(chunk.message)) {
@@ -271,7 +274,8 @@ export class Sender {
       if (chunk.data.byteLength > this.peerWindow - this.flightSize && this.flightSize > 0) break;
       this.#pending.shift();
       chunk.sentCount = 1;
-      chunk.sentAt = performance.now();
+      if (now < 0) now = performance.now();
+      chunk.sentAt = now;
       chunk.inFlight = true;
       this.flightSize += chunk.data.byteLength;
       this.#outstanding.push(chunk);

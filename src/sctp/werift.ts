@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import { SCTP } from "werift-sctp";
 import { CHUNK_BY_TYPE, ReconfigChunk } from "werift-sctp/lib/sctp/src/chunk.js";
 import { requireMembers, type MemberSpec } from "../boundary.js";
