@@ -5,7 +5,7 @@ import type { DatagramTransport } from "../transport/contract.js";
 import { postDatagram } from "../transport/base.js";
 import { Ppid, decodeDcep, encodeAck, encodeOpen, type ChannelParameters } from "./dcep.js";
 import { checkPacket, type DataPathDropReason, type PacketRejection } from "./packet.js";
-import { MAX_USER_DATA, MAX_USER_DATA_LIMIT, lastTsnOf, type SendOptions } from "./sender.js";
+import { MAX_USER_DATA, MAX_USER_DATA_LIMIT, type SendOptions } from "./sender.js";
 import { tsnAtLeast } from "./serial.js";
 import { Stream, type StreamLink } from "./stream.js";
 import { WeriftDataPath } from "./werift.js";
@@ -533,7 +533,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
       if (stream.maxRetransmits !== undefined) options.maxRetransmits = stream.maxRetransmits;
       if (stream.maxPacketLifeTimeMs !== undefined) options.expiresAt = Date.now() + stream.maxPacketLifeTimeMs;
       // Known before sending: the completion below may run inside send() when the window is open.
-      state.lastTsn = lastTsnOf(this.#path.nextTsn, payload.byteLength, this.#path.maxUserData);
+      state.lastTsn = this.#path.lastTsnFor(payload.byteLength);
       state.sendsPending++;
       this.#queuedBytes += payload.byteLength;
       this.#counters.messagesOut++;

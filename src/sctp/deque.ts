@@ -18,6 +18,11 @@ export class Deque<T> {
     return this.#items[this.#head];
   }
 
+  /** The item `index` places after the head (0: the head). */
+  at(index: number): T | undefined {
+    return this.#items[this.#head + index];
+  }
+
   shift(): T | undefined {
     if (this.#head >= this.#items.length) return undefined;
     const item = this.#items[this.#head];

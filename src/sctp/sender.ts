@@ -27,8 +27,19 @@ export const MAX_USER_DATA_LIMIT = 16_000;
  * chunks carry up to `maxUserData` bytes.
  */
 export function lastTsnOf(nextTsn: number, byteLength: number, maxUserData = MAX_USER_DATA): number {
-  return (nextTsn + Math.max(1, Math.ceil(byteLength / maxUserData)) - 1) >>> 0;
+  return (nextTsn + fragmentCount(byteLength, maxUserData, maxUserData) - 1) >>> 0;
 }
+
+/** Fragments of a message of `byteLength` bytes whose first fragment carries `first` bytes and the others `size`. */
+function fragmentCount(byteLength: number, first: number, size: number): number {
+  return byteLength <= first ? 1 : 1 + Math.ceil((byteLength - first) / size);
+}
+
+/**
+ * The smallest first fragment made to fill the packet a queued message's short last fragment starts (below it, a
+ * chunk header is not worth the bytes).
+ */
+const MIN_PACKED_FRAGMENT = 256;
 /**
  * Packets one transmit may add to what is in flight (RFC 9260 §6.1's Max.Burst, which it lets implementations
  * choose). 16 rather than the RFC's suggested 4: SACKs are sent once per event-loop turn, each acknowledging
@@ -110,6 +121,11 @@ export class Sender {
   readonly stats: SenderStats = { packetsSent: 0, chunksRetransmitted: 0, fastRetransmits: 0, t3Expiries: 0, sacksReceived: 0, sacksInvalid: 0 };
   readonly #io: SenderIo;
   readonly #pending = new Deque<OutChunk>();
+  /**
+   * Bytes of chunks in the last packet the pending queue will make (transmit bundles chunks in queue order, a
+   * packet per maxPacketChunks; it starts its packets where this count does, see transmit).
+   */
+  #pendingFill = 0;
   /** Sent and not acknowledged cumulatively, in TSN order. */
   readonly #outstanding = new Deque<OutChunk>();
   /** The last TSN that left the queue (sent, or abandoned unsent): a SACK cannot acknowledge beyond it. */
@@ -169,7 +185,8 @@ export class Sender {
     }
     const ssn = options.ordered ? this.#io.takeSsn(streamId) : 0;
     const size = this.maxUserData;
-    const count = ((lastTsnOf(this.nextTsn, data.byteLength, size) - this.nextTsn) >>> 0) + 1;
+    const first = this.#firstFragmentSize(data.byteLength);
+    const count = fragmentCount(data.byteLength, first, size);
     const message: OutMessage = { chunks: [], abandoned: false, expiresAt: options.expiresAt, maxRetransmits: options.maxRetransmits, onSent };
     const unordered = options.ordered ? 0 : DATA_FLAG_UNORDERED;
     for (let i = 0; i < count; i++) {
@@ -180,7 +197,7 @@ export class Sender {
         ssn,
         ppid,
         flags,
-        data: data.subarray(i * size, (i + 1) * size),
+        data: i === 0 ? data.subarray(0, first) : data.subarray(first + (i - 1) * size, first + i * size),
         message,
         sentCount: 0,
         sentAt: 0,
@@ -191,9 +208,46 @@ export class Sender {
       };
       this.nextTsn = (this.nextTsn + 1) >>> 0;
       message.chunks.push(chunk);
-      this.#pending.push(chunk);
+      this.#queue(chunk);
     }
     this.transmit();
+  }
+
+  /** The TSN the last fragment of a message of `byteLength` bytes gets if it is sent now. */
+  lastTsnFor(byteLength: number): number {
+    return (this.nextTsn + fragmentCount(byteLength, this.#firstFragmentSize(byteLength), this.maxUserData) - 1) >>> 0;
+  }
+
+  /**
+   * A message queued behind a message's short last fragment starts with a fragment that fills that packet: 16 KiB
+   * messages in 1,200-byte chunks made 14 packets each, 13 full and one two-thirds empty; packed, 13.65.
+   */
+  #firstFragmentSize(byteLength: number): number {
+    const size = this.maxUserData;
+    if (byteLength <= size || this.#pending.length === 0) return size;
+    const room = (this.#maxPacketChunks - this.#pendingFill - DATA_HEADER) & ~3;
+    return room >= MIN_PACKED_FRAGMENT && room < size ? room : size;
+  }
+
+  /** Data bytes of the packet that starts with `first`, the head of the pending queue (see #pendingFill). */
+  #packetBytesFrom(first: OutChunk): number {
+    let chunkBytes = dataChunkSize(first);
+    let bytes = first.data.byteLength;
+    for (let i = 1; i < this.#pending.length; i++) {
+      const next = this.#pending.at(i)!;
+      const size = dataChunkSize(next);
+      if (chunkBytes + size > this.#maxPacketChunks) break;
+      chunkBytes += size;
+      bytes += next.data.byteLength;
+    }
+    return bytes;
+  }
+
+  #queue(chunk: OutChunk): void {
+    if (this.#pending.length === 0) this.#pendingFill = 0;
+    const bytes = dataChunkSize(chunk);
+    this.#pendingFill = this.#pendingFill + bytes > this.#maxPacketChunks ? bytes : this.#pendingFill + bytes;
+    this.#pending.push(chunk);
   }
 
   /**
@@ -259,8 +313,13 @@ export class Sender {
     let abandoned = false;
     // One clock reading for the burst: its packets leave within microseconds of each other.
     let now = -1;
-    while (this.#pending.length > 0 && this.flightSize < limit) {
+    while (this.#pending.length > 0) {
       const chunk = this.#pending.peek()!;
+      // The window is full, but the packet being filled leaves anyway: a chunk that fits in it rides along (RFC
+      // 9260 §7.2.1 lets the sender exceed cwnd by up to PMTU − 1 bytes), so packets end where the pending
+      // queue's count (#pendingFill) ends them, and a packed first fragment meets the last fragment it follows.
+      const startsPacket = this.#batch.length === 0 || this.#batchSize + dataChunkSize(chunk) > this.#maxPacketChunks;
+      if (this.flightSize >= limit && startsPacket) break;
       if (chunk.message.abandoned || this.#expired(chunk.message)) {
         // Its TSN is spent: it goes to the outstanding queue unsent and FORWARD-TSN skips it.
         this.#pending.shift();
@@ -270,8 +329,12 @@ export class Sender {
         abandoned = true;
         continue;
       }
-      // The peer's window (RFC 9260 §6.1 A/B): one chunk may probe a zero window when nothing is in flight.
-      if (chunk.data.byteLength > this.peerWindow - this.flightSize && this.flightSize > 0) break;
+      // The peer's window (RFC 9260 §6.1 A/B): one chunk may probe a zero window when nothing is in flight. A
+      // packet starts only when the window takes all of it (the chunks queued to share it): when the peer's window
+      // is what limits, it otherwise ran out between a message's short last fragment and the fragment packed
+      // behind it, and each left in a packet of its own.
+      const room = this.peerWindow - this.flightSize;
+      if (this.flightSize > 0 && (chunk.data.byteLength > room || (startsPacket && this.#packetBytesFrom(chunk) > room))) break;
       this.#pending.shift();
       chunk.sentCount = 1;
       if (now < 0) now = performance.now();

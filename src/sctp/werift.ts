@@ -5,7 +5,7 @@ import { requireMembers, type MemberSpec } from "../boundary.js";
 import type { PeerwireError } from "../errors.js";
 import { ChunkType, type DataPathDropReason } from "./packet.js";
 import { Receiver, type ReceiveOutcome, type ReceiverLimits } from "./receiver.js";
-import { Sender, type SendOptions } from "./sender.js";
+import { Sender, lastTsnOf, type SendOptions } from "./sender.js";
 import { tsnAtLeast } from "./serial.js";
 import { COMMON_HEADER, DATA_HEADER, decodeForwardTsn, decodeSack, encodeDataPacket, encodeForwardTsnPacket, encodeSackPacket, padded, type ChecksumMode, type OutgoingData } from "./wire.js";
 
@@ -206,6 +206,11 @@ export class WeriftDataPath {
   /** The TSN the next chunk sent will get. */
   get nextTsn(): number {
     return this.#sender?.nextTsn ?? this.#werift.localTsn;
+  }
+
+  /** The TSN the last fragment of a message of `byteLength` bytes gets if it is sent now. */
+  lastTsnFor(byteLength: number): number {
+    return this.#sender?.lastTsnFor(byteLength) ?? lastTsnOf(this.nextTsn, byteLength, this.maxUserData);
   }
 
   get senderStats(): Sender["stats"] | undefined {

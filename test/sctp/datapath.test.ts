@@ -266,3 +266,93 @@ describe("SCTP sender timers", () => {
     sender.stop();
   });
 });
+
+describe("SCTP sender packing", () => {
+  /** A sender whose packets are recorded as the chunks they carry. */
+  function packetRecorder() {
+    const packets: Chunk[][] = [];
+    const sender = new Sender(START, 1 << 20, {
+      sendData: (chunks) => packets.push([...chunks]),
+      sendForwardTsn: () => undefined,
+      takeSsn: () => 0,
+      acknowledged: () => undefined,
+      failed: () => undefined,
+    });
+    /** Acknowledges everything sent so far, until nothing is left to send. */
+    const drain = () => {
+      for (let rounds = 0; rounds < 1000; rounds++) {
+        const last = packets.at(-1)?.at(-1)?.tsn;
+        if (last === undefined || sender.cumulativeAcked === last) break;
+        sender.onSack(last, 1 << 20, new Uint16Array(0), new Uint16Array(0));
+      }
+    };
+    return { sender, packets, drain };
+  }
+
+  test("a message queued behind a short last fragment starts by filling that packet; bytes and TSNs stay whole", () => {
+    const { sender, packets, drain } = packetRecorder();
+    const messages = [0, 1, 2].map((n) => Uint8Array.from({ length: 16_384 }, (_, i) => (i * 7 + n) & 0xff));
+    const planned: number[] = [];
+    for (const message of messages) {
+      planned.push(sender.lastTsnFor(message.byteLength));
+      sender.send(1, 53, message, { ordered: true });
+    }
+    drain();
+    const chunks = packets.flat();
+    // Every message reassembles from its fragments, and its last TSN is the one planned before it was queued.
+    let offset = 0;
+    for (const [index, message] of messages.entries()) {
+      const begin = chunks.findIndex((c, i) => i >= offset && (c.flags & DATA_FLAG_BEGIN) !== 0);
+      const end = chunks.findIndex((c, i) => i >= begin && (c.flags & DATA_FLAG_END) !== 0);
+      const bytes = Buffer.concat(chunks.slice(begin, end + 1).map((c) => c.data));
+      assert.ok(bytes.equals(Buffer.from(message)), `message ${index} intact`);
+      assert.equal(chunks[end]!.tsn, planned[index], `message ${index}: planned last TSN`);
+      offset = end + 1;
+    }
+    assert.deepEqual(chunks.map((c) => c.tsn), chunks.map((_, i) => (START + i) >>> 0), "consecutive TSNs");
+    // The first message went out as the window allowed; the later ones were queued behind it and packed: no packet
+    // carries more than one packet's worth, and the three messages take 41 packets instead of 42.
+    for (const packet of packets) assert.ok(packet.reduce((n, c) => n + 16 + c.data.byteLength, 0) <= 16 + MAX_USER_DATA);
+    assert.equal(chunks[14]!.data.byteLength, 16 + MAX_USER_DATA - (16 + chunks[13]!.data.byteLength) - 16, "message 2 starts by filling the packet");
+    assert.ok(packets.some((p) => p.length === 2 && p[0] === chunks[13] && p[1] === chunks[14]), "message 1's last fragment and message 2's first share a packet");
+    assert.equal(packets.length, 41);
+    sender.stop();
+  });
+
+  test("whatever window the peer advertises (a packet or more), a packed fragment never leaves without the fragment it was packed behind", () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1300, max: 40_000 }), { minLength: 20, maxLength: 60 }), fc.array(fc.integer({ min: 1201, max: 20_000 }), { minLength: 3, maxLength: 8 }), (windows, sizes) => {
+        const { sender, packets } = packetRecorder();
+        const messages = sizes.map((size, n) => Uint8Array.from({ length: size }, (_, i) => (i + n) & 0xff));
+        for (const message of messages) sender.send(1, 53, message, { ordered: true });
+        for (const window of windows) {
+          const last = packets.at(-1)?.at(-1)?.tsn;
+          if (last !== undefined) sender.onSack(last, window, new Uint16Array(0), new Uint16Array(0));
+        }
+        for (let rounds = 0; rounds < 200; rounds++) {
+          const last = packets.at(-1)!.at(-1)!.tsn;
+          if (sender.cumulativeAcked === last) break;
+          sender.onSack(last, 1 << 20, new Uint16Array(0), new Uint16Array(0));
+        }
+        for (const packet of packets) {
+          const head = packet[0]!;
+          const packedFirst = (head.flags & DATA_FLAG_BEGIN) !== 0 && (head.flags & DATA_FLAG_END) === 0 && head.data.byteLength < MAX_USER_DATA;
+          assert.ok(!packedFirst, `a packet starts with a packed ${head.data.byteLength}-byte first fragment`);
+        }
+        assert.ok(Buffer.concat(packets.flat().map((c) => c.data)).equals(Buffer.concat(messages)), "every byte, in order");
+        sender.stop();
+      }),
+      { seed: 20261206, numRuns: 60 },
+    );
+  });
+
+  test("with nothing queued a message is cut in full fragments (nothing waits to be packed with)", () => {
+    const { sender, packets, drain } = packetRecorder();
+    sender.send(1, 53, new Uint8Array(2 * MAX_USER_DATA + 10), { ordered: true });
+    drain();
+    sender.send(1, 53, new Uint8Array(2 * MAX_USER_DATA + 10), { ordered: true });
+    drain();
+    assert.deepEqual(packets.flat().map((c) => c.data.byteLength), [MAX_USER_DATA, MAX_USER_DATA, 10, MAX_USER_DATA, MAX_USER_DATA, 10]);
+    sender.stop();
+  });
+});
