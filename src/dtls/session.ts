@@ -1,6 +1,6 @@
 import { PeerwireError, abortError, type ErrorCode } from "../errors.js";
 import type { Identity } from "../identity/identity.js";
-import { BaseDatagramTransport, postDatagram } from "../transport/base.js";
+import { BaseDatagramTransport, POST_DATAGRAM, postDatagram } from "../transport/base.js";
 import type { DatagramTransport } from "../transport/contract.js";
 import { verifyHandshake } from "./handshake.js";
 import {
@@ -397,7 +397,7 @@ export class DtlsTransport extends BaseDatagramTransport {
   }
 
   /** @internal The data path: the record is sealed now (the plaintext is not kept) and handed down as its own buffer. */
-  protected override postDatagram(datagram: Uint8Array): void {
+  protected override [POST_DATAGRAM](datagram: Uint8Array): void {
     const record = this.#seal(datagram);
     if (record === undefined) this.#werift.socket.send(toBuffer(datagram)).catch(() => undefined);
     else if (!this.#lower.closed) {

@@ -298,6 +298,9 @@ function checkCipherContextClass(): void {
  */
 export class PeerwireCipherContext extends CipherContext {
   #aead: AeadState | undefined;
+  /** The epoch and highest sequence number of the records sealed so far (see #renumber). */
+  #sealedEpoch = -1;
+  #sealedSequence = -1;
   /** The first packet this context protected passed the DtlsPlaintext shape check. */
   #packetChecked = false;
   /** Called with ERR_WERIFT_INCOMPATIBLE when a shape check fails inside werift's record path. */
@@ -331,6 +334,7 @@ export class PeerwireCipherContext extends CipherContext {
   }
 
   override encryptPacket(pkt: DtlsPlaintext): DtlsPlaintext {
+    this.#renumber(pkt.recordLayerHeader);
     const state = this.#state();
     if (state === undefined) return super.encryptPacket(pkt);
     this.#checkPacket(pkt);
@@ -354,7 +358,24 @@ export class PeerwireCipherContext extends CipherContext {
    */
   sealRecord(header: RecordHeaderFields, data: Buffer): Buffer | undefined {
     const state = this.#state();
-    return state === undefined ? undefined : sealRecord(state, header, data);
+    if (state === undefined) return undefined;
+    this.#renumber(header);
+    return sealRecord(state, header, data);
+  }
+
+  /**
+   * Gives `header` a sequence number above every record sealed before in its epoch. werift numbers its Finished
+   * (the first epoch-1 record) after its epoch-0 records, then starts epoch 1's count again at 0: its 7th or 8th
+   * application record reused the Finished's number, so the same AES-GCM nonce under the same key (two
+   * plaintexts' XOR, and the authentication key, exposed). Records are sealed only here, werift's included.
+   */
+  #renumber(header: RecordHeaderFields): void {
+    if (header.epoch !== this.#sealedEpoch) {
+      this.#sealedEpoch = header.epoch;
+    } else if (header.sequenceNumber <= this.#sealedSequence) {
+      header.sequenceNumber = this.#sealedSequence + 1;
+    }
+    this.#sealedSequence = header.sequenceNumber;
   }
 
   override decryptPacket(pkt: DtlsPlaintext): Buffer {
@@ -849,7 +870,7 @@ export class WeriftEndpoint {
     if (!(cipher instanceof PeerwireCipherContext) || dtls.epoch < KEYED_EPOCH) return undefined;
     const header = { contentType, protocolVersion: dtls.version, epoch: dtls.epoch, sequenceNumber: dtls.recordSequenceNumber + 1 };
     const record = cipher.sealRecord(header, data);
-    if (record !== undefined) dtls.recordSequenceNumber++;
+    if (record !== undefined) dtls.recordSequenceNumber = header.sequenceNumber; // as renumbered: werift continues from it
     return record;
   }
 

@@ -2,7 +2,7 @@ import { isIP } from "node:net";
 import { Candidate as WeriftCandidate, CandidatePairState, Connection, type CandidatePair } from "werift";
 import { PeerwireError, abortError } from "../errors.js";
 import { parseCandidate } from "../description/candidate.js";
-import { BaseDatagramTransport } from "../transport/base.js";
+import { BaseDatagramTransport, POST_DATAGRAM } from "../transport/base.js";
 import { ICE_DROP_REASONS, IceInputGuard, addressKey, classifyDatagram, type IceDropReason } from "./guard.js";
 import { debugLog, observeDrop } from "../observe.js";
 import { parseIceServers, type IceServer } from "./servers.js";
@@ -314,7 +314,12 @@ export class IceAgent {
     this.#guard.allow(nominated.remoteAddr);
     this.#guard.stopHolding(); // datagrams from addresses no check of ours verified are dropped now
     const held = this.#takeEarlyDatagrams();
-    this.#transport = new IceTransport(this.#connection, this, this.#consentTimeoutMs, held);
+    try {
+      this.#transport = new IceTransport(this.#connection, this, this.#consentTimeoutMs, held);
+    } catch (error) {
+      await this.close(); // the direct path's shape check (ERR_WERIFT_INCOMPATIBLE): nothing stays open behind it
+      throw error;
+    }
     const log = debugLog("ice");
     if (log.enabled) {
       const pair = this.#transport.selectedPair;
@@ -530,7 +535,7 @@ export class IceTransport extends BaseDatagramTransport {
   }
 
   /** @internal The data path (DTLS records): the record is the sender's own, so it goes as it is, on the pair's socket. */
-  protected override postDatagram(datagram: Uint8Array, owned: boolean): void {
+  protected override [POST_DATAGRAM](datagram: Uint8Array, owned: boolean): void {
     const buffer = owned ? asBuffer(sendable(datagram)) : Buffer.from(sendable(datagram));
     if (!this.#path.send(buffer)) this.#connection.send(buffer).catch(() => undefined); // loss; closure via onClose
   }

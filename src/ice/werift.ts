@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { Socket as UdpSocket } from "node:dgram";
+import { isIP } from "node:net";
 import { Connection, Message, StunOverTurnProtocol, StunProtocol, TurnProtocol, UdpTransport, classes, methods, type CandidatePair } from "werift";
 import { requireMembers, type MemberSpec } from "../boundary.js";
 import { PeerwireError } from "../errors.js";
@@ -375,7 +376,7 @@ interface DirectPath {
  */
 export class SelectedPathSender {
   readonly #connection: SendingConnection;
-  /** The pair `#path` was worked out for (null: not yet). */
+  /** The pair `#path` was worked out for (null before the first: werift's own "none" is undefined). */
   #pair: CandidatePair | undefined | null = null;
   #path: DirectPath | undefined;
 
@@ -401,7 +402,10 @@ export class SelectedPathSender {
     return protocol === path.protocol && address[1] === path.port && address[0] === path.host;
   }
 
-  /** Sends `data` on the selected pair; false when the pair is not a plain UDP one (nothing was sent). */
+  /**
+   * Sends `data` on the selected pair. True when handled: sent, or dropped as werift drops it (consent lapsed, socket
+   * closed). False when the pair is not a plain UDP one: nothing was done, werift's Connection.send must send it.
+   */
   send(data: Buffer): boolean {
     if (!this.direct) return false;
     const path = this.#path!;
@@ -419,13 +423,19 @@ export class SelectedPathSender {
       const protocol = pair.protocol as unknown as { transport?: unknown };
       if (Object.getPrototypeOf(protocol) !== StunProtocol.prototype) return; // relayed (or TCP): werift frames it
       const transport = protocol.transport;
-      if (!(transport instanceof UdpTransport)) return;
+      if (!(transport instanceof UdpTransport)) {
+        throw new PeerwireError("ERR_WERIFT_INCOMPATIBLE", "werift's StunProtocol#transport is not its UdpTransport", { layer: "ice" });
+      }
       requireMembers(transport, UDP_TRANSPORT_MEMBERS, "werift UdpTransport", "ice");
       const { socket } = transport as unknown as { socket: unknown };
       const [host, port] = pair.remoteAddr as unknown as [unknown, unknown];
       if (!(socket instanceof UdpSocket) || typeof host !== "string" || typeof port !== "number") {
         throw new PeerwireError("ERR_WERIFT_INCOMPATIBLE", "werift's UDP pair has no dgram socket or no [host, port] remote address", { layer: "ice" });
       }
+      // werift sends to a name through a callback that reports errors; sent directly, a name's lookup failure would
+      // be an unhandled 'error' event. Candidates are IP addresses (peerwire resolves no names), so a name stays
+      // on werift's path.
+      if (isIP(host) === 0) return;
       this.#path = { protocol, socket, transport: transport as unknown as { closed: boolean }, host, port };
     } catch (error) {
       if (loud) throw error;
@@ -445,7 +455,11 @@ const peerwireGathering = new AsyncLocalStorage<true>();
 /** TURN clients created by a peerwire agent's gathering: the only ones the fix below acts on. */
 const peerwireTurnClients = new WeakSet<object>();
 
-/** Gatherings with TURN in flight: the AsyncLocalStorage is enabled only while there is one (see below). */
+/**
+ * Gatherings with TURN in flight: the AsyncLocalStorage is enabled only while there is one (see below). werift
+ * allocates during gathering, so a TURN client it made after gathering resolved (none is known) would keep werift's
+ * lifecycle.
+ */
 let turnGatherings = 0;
 
 /**

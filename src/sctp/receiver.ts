@@ -152,11 +152,14 @@ export class Receiver {
         }
       }
     }
-    this.cumulativeTsn = cumulativeTsn >>> 0;
+    const forwardedTo = cumulativeTsn >>> 0;
+    this.cumulativeTsn = forwardedTo;
     if (((this.#highestSeen - this.cumulativeTsn) >>> 0) >= 0x80000000) this.#highestSeen = this.cumulativeTsn;
     this.#advanceCumulative();
+    // Incomplete messages that begin at or below the forwarded point were abandoned; those above it were not, even
+    // when the cumulative TSN has now moved past their first fragments.
     for (const run of [...this.#runsByFirst.values()]) {
-      if (((this.cumulativeTsn - run.first) >>> 0) < 0x80000000) this.#dropRun(run);
+      if (((forwardedTo - run.first) >>> 0) < 0x80000000) this.#dropRun(run);
     }
     // One entry per stream (a peer may repeat one), each costing what that stream holds, not the SSN distance.
     for (const [streamId, ssn] of new Map(streams)) {

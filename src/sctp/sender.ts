@@ -220,7 +220,7 @@ export class Sender {
 
   /**
    * A message queued behind a message's short last fragment starts with a fragment that fills that packet: 16 KiB
-   * messages in 1,200-byte chunks made 14 packets each, 13 full and one two-thirds empty; packed, 13.65.
+   * messages in 1,200-byte chunks made 14 packets each, 13 full and one two-thirds empty; packed, 13.67.
    */
   #firstFragmentSize(byteLength: number): number {
     const size = this.maxUserData;

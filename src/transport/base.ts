@@ -4,6 +4,12 @@ import { PENDING_DATAGRAM_LIMIT, type DatagramTransport } from "./contract.js";
 /** The fire-and-forget send of peerwire's own transports (see `postDatagram`). */
 const POST = Symbol("peerwire.postDatagram");
 
+/**
+ * @internal The method a transport overrides to take part in postDatagram (a symbol: a user's subclass may have a
+ * method of any name without it being called with postDatagram's arguments).
+ */
+export const POST_DATAGRAM = Symbol("peerwire.postDatagramHook");
+
 interface Postable {
   [POST](datagram: Uint8Array, owned: boolean): void;
 }
@@ -74,7 +80,7 @@ export abstract class BaseDatagramTransport implements DatagramTransport {
   [POST](datagram: Uint8Array, owned: boolean): void {
     if (this.#closed) return;
     try {
-      this.postDatagram(datagram, owned);
+      this[POST_DATAGRAM](datagram, owned);
     } catch {
       // A datagram that cannot leave is lost; the layers above recover as from any loss.
     }
@@ -124,7 +130,7 @@ export abstract class BaseDatagramTransport implements DatagramTransport {
    * @internal postDatagram's send: may throw (counted as loss), must not keep `datagram` beyond the call unless
    * `owned`. By default a send() whose failure is ignored; peerwire's transports on the data path override it.
    */
-  protected postDatagram(datagram: Uint8Array, _owned: boolean): void {
+  protected [POST_DATAGRAM](datagram: Uint8Array, _owned: boolean): void {
     this.sendDatagram(datagram).catch(ignore);
   }
   /** Frees timers, sockets and listeners. Called once, synchronously, from shutdown(). */

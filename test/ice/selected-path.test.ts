@@ -36,6 +36,14 @@ describe("sending on the selected pair", () => {
     await transport.close();
   });
 
+  test("a remote address that is a name stays on werift's path (its send reports a failed lookup)", async () => {
+    const { pair, transport } = await udpPair(["peer.invalid", 9]);
+    const sender = new SelectedPathSender(connectionWith(pair));
+    assert.equal(sender.direct, false);
+    assert.equal(sender.send(Buffer.from(dtlsLike(1))), false);
+    await transport.close();
+  });
+
   test("a relayed pair is left to werift (TURN framing): send() sends nothing and says so", () => {
     const protocol = Object.create(StunOverTurnProtocol.prototype) as object;
     const sender = new SelectedPathSender(connectionWith({ protocol, remoteAddr: ["127.0.0.1", 9] }));
@@ -81,6 +89,7 @@ describe("sending on the selected pair", () => {
       [{ nominated: pair }, "canSendApplicationData is missing"],
       [connectionWith({ protocol: pair.protocol }), "remoteAddr is missing"],
       [connectionWith({ ...pair, remoteAddr: [9, "127.0.0.1"] }), "no [host, port] remote address"],
+      [connectionWith({ ...pair, protocol: Object.assign(Object.create(StunProtocol.prototype) as object, { transport: {} }) }), "not its UdpTransport"],
     ];
     for (const [connection, fragment] of cases) {
       assert.throws(

@@ -213,6 +213,34 @@ function sealed(chunk: Buffer): Buffer {
   return packet;
 }
 
+describe("SCTP receiver and FORWARD-TSN", () => {
+  test("a message held above the forwarded point is not dropped with the abandoned ones, and completes", () => {
+    const delivered: Array<[number, Uint8Array]> = [];
+    const violations: PeerwireError[] = [];
+    const receiver = new Receiver(100, LIMITS, { message: (stream, _ppid, data) => delivered.push([stream, Uint8Array.from(data)]), violation: (e) => violations.push(e) });
+    // TSN 101 (stream 1, SSN 0) is lost and abandoned; 102–104 are the next message (SSN 1), its middle arriving early.
+    assert.equal(receiver.receive(102, 1, 1, 53, DATA_FLAG_BEGIN, Uint8Array.of(1)), "accepted");
+    assert.equal(receiver.receive(103, 1, 1, 53, 0, Uint8Array.of(2)), "accepted");
+    receiver.forward(101, [[1, 0]]);
+    assert.equal(receiver.cumulativeTsn, 103);
+    assert.equal(receiver.fragmentsHeld, 2, "102 and 103 belong to a message nobody abandoned");
+    assert.equal(receiver.receive(104, 1, 1, 53, DATA_FLAG_END, Uint8Array.of(3)), "accepted");
+    assert.deepEqual(delivered, [[1, Uint8Array.of(1, 2, 3)]]);
+    assert.equal(receiver.fragmentsHeld, 0);
+    assert.deepEqual(violations, []);
+  });
+
+  test("fragments of an abandoned message at or below the forwarded point are dropped", () => {
+    const delivered: Uint8Array[] = [];
+    const receiver = new Receiver(100, LIMITS, { message: (_s, _p, data) => delivered.push(Uint8Array.from(data)), violation: () => assert.fail("no violation") });
+    assert.equal(receiver.receive(102, 1, 0, 53, DATA_FLAG_UNORDERED, Uint8Array.of(9)), "accepted"); // 101–103: one message
+    receiver.forward(103, []);
+    assert.equal(receiver.fragmentsHeld, 0);
+    assert.equal(receiver.receive(104, 1, 0, 53, DATA_FLAG_UNORDERED | DATA_FLAG_BEGIN | DATA_FLAG_END, Uint8Array.of(4)), "accepted");
+    assert.deepEqual(delivered, [Uint8Array.of(4)]);
+  });
+});
+
 describe("SCTP sender timers", () => {
   test("a SACK acknowledging new data restarts T3: it expires one RTO after the last such SACK, not the first send", (t) => {
     t.mock.timers.enable({ apis: ["setTimeout"] });
