@@ -263,7 +263,8 @@ export class DtlsTransport extends BaseDatagramTransport {
    * decryption for a replay), then authenticated and decrypted here; the window moves only for a record that
    * authenticated. Application data goes straight to the layer above, werift sees only authenticated handshake
    * records. Handshake records are not in the window: werift retransmits a flight byte for byte, its encrypted
-   * Finished included, and numbers its first application data record 1 again after the Finished.
+   * Finished included, and a peer running werift alone numbers its first application data record 1 again after
+   * the Finished (peerwire's own continue after it: see PeerwireCipherContext#renumber).
    */
   #protected(bytes: Uint8Array, start: number, end: number, contentType: number, epoch: number): void {
     let sequence = -1;
