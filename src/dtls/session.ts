@@ -1,6 +1,7 @@
 import { PeerwireError, abortError, type ErrorCode } from "../errors.js";
 import type { Identity } from "../identity/identity.js";
 import { BaseDatagramTransport, POST_DATAGRAM, postDatagram } from "../transport/base.js";
+import { asBuffer } from "../transport/bytes.js";
 import type { DatagramTransport } from "../transport/contract.js";
 import { verifyHandshake } from "./handshake.js";
 import {
@@ -127,10 +128,6 @@ function alertError(level: number, description: number, handshaking: boolean): P
   }
   if (handshaking) return new PeerwireError("ERR_HANDSHAKE_FAILED", `the peer ended the DTLS handshake (${level === 2 ? "fatal " : ""}${name})`);
   return new PeerwireError("ERR_CONNECTION_CLOSED", `peer closed the DTLS session (${name})`, { layer: "dtls" });
-}
-
-function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** A plain Uint8Array over the same bytes (werift hands each decrypted record over in its own Buffer). */
@@ -313,7 +310,7 @@ export class DtlsTransport extends BaseDatagramTransport {
 
   #toWerift(bytes: Uint8Array): void {
     try {
-      this.#werift.receive(toBuffer(bytes));
+      this.#werift.receive(asBuffer(bytes));
     } catch {
       this.#drop("werift-error");
     }
@@ -390,7 +387,7 @@ export class DtlsTransport extends BaseDatagramTransport {
 
   protected async sendDatagram(datagram: Uint8Array): Promise<void> {
     const record = this.#seal(datagram);
-    if (record === undefined) await this.#werift.socket.send(toBuffer(datagram));
+    if (record === undefined) await this.#werift.socket.send(asBuffer(datagram));
     else if (!this.#lower.closed) {
       this.#countOut(record);
       await this.#lower.send(record).catch(() => undefined); // loss is normal for datagrams; closure is seen via onClose
@@ -400,7 +397,7 @@ export class DtlsTransport extends BaseDatagramTransport {
   /** @internal The data path: the record is sealed now (the plaintext is not kept) and handed down as its own buffer. */
   protected override [POST_DATAGRAM](datagram: Uint8Array): void {
     const record = this.#seal(datagram);
-    if (record === undefined) this.#werift.socket.send(toBuffer(datagram)).catch(() => undefined);
+    if (record === undefined) this.#werift.socket.send(asBuffer(datagram)).catch(() => undefined);
     else if (!this.#lower.closed) {
       this.#countOut(record);
       postDatagram(this.#lower, record, true);
@@ -413,7 +410,7 @@ export class DtlsTransport extends BaseDatagramTransport {
     if (datagram.byteLength > MAX_RECORD_PLAINTEXT) {
       throw new PeerwireError("ERR_DATAGRAM_TOO_LARGE", `datagram of ${datagram.byteLength} bytes exceeds a DTLS record's ${MAX_RECORD_PLAINTEXT}`, { layer: "dtls" });
     }
-    return this.#werift.sealApplicationData(toBuffer(datagram));
+    return this.#werift.sealApplicationData(asBuffer(datagram));
   }
 
   #countOut(datagram: Uint8Array): void {

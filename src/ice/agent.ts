@@ -3,6 +3,7 @@ import { Candidate as WeriftCandidate, CandidatePairState, Connection, type Cand
 import { PeerwireError, abortError } from "../errors.js";
 import { parseCandidate } from "../description/candidate.js";
 import { BaseDatagramTransport, POST_DATAGRAM } from "../transport/base.js";
+import { asBuffer } from "../transport/bytes.js";
 import { ICE_DROP_REASONS, IceInputGuard, addressKey, classifyDatagram, type IceDropReason } from "./guard.js";
 import { debugLog, observeDrop } from "../observe.js";
 import { parseIceServers, type IceServer } from "./servers.js";
@@ -447,10 +448,6 @@ function sendable(datagram: Uint8Array): Uint8Array {
     throw new PeerwireError("ERR_DATAGRAM_TOO_LARGE", `datagram of ${datagram.byteLength} bytes exceeds UDP's ${MAX_UDP_PAYLOAD}`, { layer: "ice" });
   }
   return datagram;
-}
-
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**

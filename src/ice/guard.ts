@@ -1,4 +1,5 @@
 import { parseMessage, type Message } from "werift";
+import { asBuffer } from "../transport/bytes.js";
 
 /**
  * What werift's ICE does not check on input, checked here before werift sees it (IceInputGuard; werift.ts routes
@@ -71,10 +72,6 @@ const MESSAGE_INTEGRITY = 0x0008;
 const FINGERPRINT = 0x8028;
 /** MESSAGE-INTEGRITY (4 + 20 bytes) then FINGERPRINT (4 + 4) end every message this guard calls authentic. */
 const SIGNED_TAIL = 24 + 8;
-
-function asBuffer(data: Uint8Array): Buffer {
-  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-}
 
 /** @internal werift's own reading of a datagram (undefined: werift takes it for data); never throws. */
 export function parseStun(data: Uint8Array, key?: Buffer): Message | undefined {

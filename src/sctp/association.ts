@@ -3,6 +3,7 @@ import type { SCTP } from "werift-sctp";
 import { PeerwireError, abortError } from "../errors.js";
 import type { DatagramTransport } from "../transport/contract.js";
 import { postDatagram } from "../transport/base.js";
+import { asBuffer } from "../transport/bytes.js";
 import { Ppid, decodeDcep, encodeAck, encodeOpen, type ChannelParameters } from "./dcep.js";
 import { checkPacket, type DataPathDropReason, type PacketRejection } from "./packet.js";
 import { MAX_USER_DATA, MAX_USER_DATA_LIMIT, type SendOptions } from "./sender.js";
@@ -435,7 +436,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
       this.#drop(rejection);
       return;
     }
-    this.#path.receive(Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength));
+    this.#path.receive(asBuffer(datagram));
   }
 
   #onMessage(streamId: number, ppid: number, data: Uint8Array): void {

@@ -318,7 +318,7 @@ export class Sender {
       // The window is full, but the packet being filled leaves anyway: a chunk that fits in it rides along (RFC
       // 9260 §7.2.1 lets the sender exceed cwnd by up to PMTU − 1 bytes), so packets end where the pending
       // queue's count (#pendingFill) ends them, and a packed first fragment meets the last fragment it follows.
-      const startsPacket = this.#batch.length === 0 || this.#batchSize + dataChunkSize(chunk) > this.#maxPacketChunks;
+      const startsPacket = this.#batch.length === 0 || !this.#fitsBatch(dataChunkSize(chunk));
       if (this.flightSize >= limit && startsPacket) break;
       if (chunk.message.abandoned || this.#expired(chunk.message)) {
         // Its TSN is spent: it goes to the outstanding queue unsent and FORWARD-TSN skips it.
@@ -385,9 +385,14 @@ export class Sender {
     this.#runReleased();
   }
 
+  /** Whether a chunk of `size` encoded bytes fits in the packet being filled. */
+  #fitsBatch(size: number): boolean {
+    return this.#batchSize + size <= this.#maxPacketChunks;
+  }
+
   #add(chunk: OutChunk): void {
     const size = dataChunkSize(chunk);
-    if (this.#batchSize + size > this.#maxPacketChunks) this.#flush();
+    if (!this.#fitsBatch(size)) this.#flush();
     this.#batch.push(chunk);
     this.#batchSize += size;
   }

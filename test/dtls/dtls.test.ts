@@ -29,6 +29,7 @@ import {
 import { isPeerwireError, PeerwireError } from "../../src/errors.js";
 import { digestOf, type Identity } from "../../src/identity/index.js";
 import { BaseDatagramTransport } from "../../src/transport/base.js";
+import { tapTransport } from "../helpers/tap.js";
 import { createMemoryPair, type DatagramTransport } from "../../src/transport/index.js";
 import { dtlsPair, nextDatagram, testIdentities } from "../helpers/pairs.js";
 
@@ -186,18 +187,7 @@ describe("DTLS: connectDtls", async () => {
     // application record reused the Finished's nonce under the same key.
     const [x, y] = createMemoryPair();
     const sent = { client: [] as Uint8Array[], server: [] as Uint8Array[] };
-    const tap = (inner: DatagramTransport, into: Uint8Array[]): DatagramTransport => ({
-      send: (datagram) => {
-        into.push(Uint8Array.from(datagram));
-        return inner.send(datagram);
-      },
-      onDatagram: (handler) => inner.onDatagram(handler),
-      onClose: (handler) => inner.onClose(handler),
-      close: () => inner.close(),
-      get closed() {
-        return inner.closed;
-      },
-    });
+    const tap = (inner: DatagramTransport, into: Uint8Array[]) => tapTransport(inner, (datagram) => into.push(Uint8Array.from(datagram)));
     const [client, server] = await Promise.all([
       connectDtls(tap(x, sent.client), { role: "client", identity: alice, verifyPeer: anyPeer() }),
       connectDtls(tap(y, sent.server), { role: "server", identity: bob, verifyPeer: anyPeer() }),

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
+import { mockedClock } from "../helpers/clock.js";
 import type { PeerwireError } from "../../src/errors.js";
 import { checkPacket, crc32c } from "../../src/sctp/index.js";
 import { MAX_REPORTED_DUPLICATES, MAX_REPORTED_GAPS, Receiver, type ReceiverLimits } from "../../src/sctp/receiver.js";
@@ -243,13 +244,7 @@ describe("SCTP receiver and FORWARD-TSN", () => {
 
 describe("SCTP sender timers", () => {
   test("a SACK acknowledging new data restarts T3: it expires one RTO after the last such SACK, not the first send", (t) => {
-    t.mock.timers.enable({ apis: ["setTimeout"] });
-    let clock = performance.now();
-    t.mock.method(performance, "now", () => clock);
-    const tick = (ms: number) => {
-      clock += ms;
-      t.mock.timers.tick(ms);
-    };
+    const tick = mockedClock(t);
     const { sender, sent } = recordingSender();
     sender.send(1, 53, new Uint8Array(3 * MAX_USER_DATA), { ordered: true });
     const first = START;
@@ -266,14 +261,7 @@ describe("SCTP sender timers", () => {
   });
 
   test("T3 backs off, and after 10 expiries in a row without an acknowledgement the peer counts as unreachable", (t) => {
-    t.mock.timers.enable({ apis: ["setTimeout"] });
-    // The sender reads performance.now() for T3's deadline: the clock moves with the mocked timers.
-    let clock = performance.now();
-    t.mock.method(performance, "now", () => clock);
-    const tick = (ms: number) => {
-      clock += ms;
-      t.mock.timers.tick(ms);
-    };
+    const tick = mockedClock(t);
     let failed = 0;
     const { sender, sent } = recordingSender(() => failed++);
     sender.send(1, 53, new Uint8Array(100), { ordered: true });
