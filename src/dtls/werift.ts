@@ -12,6 +12,7 @@ import {
 } from "node:crypto";
 import { createRequire } from "node:module";
 import { CipherContext, DtlsClient, DtlsServer } from "werift";
+import { shortLived } from "../heap.js";
 import { requireMembers, type MemberSpec } from "../boundary.js";
 import { PeerwireError } from "../errors.js";
 import type { HandshakeMessage } from "./handshake.js";
@@ -345,9 +346,9 @@ export class PeerwireCipherContext extends CipherContext {
     // Every caller in werift serializes the result at once: hand over the record instead of copying it again
     // (unless the packet was changed in between).
     const serialize = pkt.serialize;
-    pkt.serialize = function (this: DtlsPlaintext) {
+    pkt.serialize = shortLived(function (this: DtlsPlaintext) {
       return this.fragment === body ? record : serialize.call(this);
-    };
+    });
     return pkt;
   }
 
@@ -831,7 +832,7 @@ export class WeriftEndpoint {
    */
   interceptHandshakes(hook: (messages: WeriftHandshake[], forward: (messages: WeriftHandshake[]) => Promise<void>) => Promise<void>): void {
     const original = this.#internals.onHandleHandshakes;
-    this.#internals.onHandleHandshakes = (assembled) => hook(assembled, original);
+    this.#internals.onHandleHandshakes = shortLived((assembled) => hook(assembled, original));
   }
 
   /** The handshake messages werift hashed for its Finished, in protocol order. */

@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { Candidate as WeriftCandidate, CandidatePairState, Connection, type CandidatePair } from "werift";
+import { shortLived } from "../heap.js";
 import { PeerwireError, abortError } from "../errors.js";
 import { parseCandidate } from "../description/candidate.js";
 import { BaseDatagramTransport, POST_DATAGRAM } from "../transport/base.js";
@@ -109,6 +110,12 @@ export class IceAgent {
   /** A TURN server is configured: gathering runs under the TURN lifecycle mark (src/ice/werift.ts). */
   readonly #usesTurn: boolean;
   readonly #checkPacer: { stop(): void };
+  /**
+   * Each undoes one of peerwire's hooks into werift's objects, after close: werift keeps some of its objects alive
+   * through young-generation collections for a while (see guardProtocols), and our hooks must not keep the
+   * connection with them.
+   */
+  readonly #detachers: Array<() => void> = [];
   /** Rejects a pending connect(); set while connect() runs. */
   #failConnect: ((error: Error) => void) | undefined;
   readonly #relayGate: { open: boolean; waiting: Array<() => void>; timer: NodeJS.Timeout | undefined } = {
@@ -155,7 +162,7 @@ export class IceAgent {
     this.#usesTurn = servers.turn !== undefined;
     const loopback = options.loopbackOnly === true;
     const allowed = options.allowRemoteAddress;
-    this.#allowRemote = (address) => (!loopback || isLoopbackAddress(address)) && (allowed === undefined || allowed(address));
+    this.#allowRemote = remoteAddressFilter(loopback, allowed);
     const hostAddresses = loopback ? ["127.0.0.1"] : options.hostAddresses;
     this.#connection = new Connection(options.role === "controlling", {
       ...(hostAddresses !== undefined
@@ -177,7 +184,7 @@ export class IceAgent {
           }
         : {}),
       forceTurn: options.relayOnly === true,
-      filterCandidatePair: (pair: CandidatePair) => this.#allowRemote(pair.remoteCandidate.host),
+      filterCandidatePair: candidatePairFilter(this.#allowRemote), // werift keeps its options: no reference to the agent
     });
     // werift substitutes a public Google STUN server when none is configured; peerwire never contacts a server
     // the user did not name.
@@ -197,9 +204,11 @@ export class IceAgent {
     });
     this.#guardProtocols();
     this.#deferRelayChecks();
-    this.#checkPacer = paceChecks(this.#connection, checkIntervalMs, (cause) => {
+    const pacer = paceChecks(this.#connection, checkIntervalMs, (cause) => {
       this.#failConnect?.(this.#failure("werift's check scheduling failed", cause));
     });
+    this.#checkPacer = pacer;
+    this.#detachers.push(pacer.detach);
     const datagrams: Buffer[] = [];
     const early = this.#connection.onData.subscribe((datagram) => {
       if (classifyDatagram(datagram) !== "dtls") this.countDrop("not-dtls");
@@ -207,10 +216,11 @@ export class IceAgent {
       else this.countDrop("early-overflow");
     });
     this.#early = { datagrams, unsubscribe: () => early.unSubscribe() };
-    this.#connection.onIceCandidate.subscribe((candidate) => {
+    const candidates = this.#connection.onIceCandidate.subscribe((candidate) => {
       const text = candidate.toSdp();
       for (const handler of this.#candidateHandlers) handler(text);
     });
+    this.#detachers.push(() => candidates.unSubscribe());
   }
 
   /** Local ICE credentials, for the description. */
@@ -342,6 +352,7 @@ export class IceAgent {
     // address on the next tick); closing the socket now would drop the last packets, such as SCTP's ABORT.
     await new Promise((resolve) => setImmediate(resolve));
     await this.#connection.close().catch(() => undefined);
+    for (const detach of this.#detachers.splice(0)) detach();
   }
 
   /** Pairs as "local → remote (state)", e.g. "127.0.0.1:40000 host → 127.0.0.1:40001 host (succeeded)". */
@@ -361,7 +372,7 @@ export class IceAgent {
       this.#relayGate.open = true;
       return;
     }
-    interceptCheckStart(this.#connection, (pair, checkStart) => {
+    const undoIntercept = interceptCheckStart(this.#connection, (pair, checkStart) => {
       if (this.#relayGate.open || !throughRelay(pair)) return checkStart(pair);
       pair.updateState(CandidatePairState.IN_PROGRESS);
       // Open our relay to the peer now: its checks towards our relay candidate must get through (and be
@@ -382,11 +393,12 @@ export class IceAgent {
         },
       };
     });
-    afterCheckComplete(this.#connection, () => {
+    const undoAfter = afterCheckComplete(this.#connection, () => {
       const { pairs, remoteCandidatesEnded } = checkListOf(this.#connection);
       if (this.#relayGate.open || !remoteCandidatesEnded) return;
       if (pairs.filter((p) => !throughRelay(p)).every((p) => p.state === CandidatePairState.FAILED)) this.#openRelayGate();
     });
+    this.#detachers.push(undoIntercept, undoAfter);
   }
 
   #openRelayGate(): void {
@@ -426,7 +438,7 @@ export class IceAgent {
 
   /** Routes werift's input through the guard (see guard.ts): werift checks neither checks nor sources. */
   #guardProtocols(): void {
-    guardProtocols(this.#connection, {
+    const unguard = guardProtocols(this.#connection, {
       request: (data, address) => {
         if (!this.#guard.request(data, address)) return false;
         // A check is a sign of life only from the selected pair's remote address (a replay from elsewhere is not).
@@ -437,7 +449,18 @@ export class IceAgent {
       sent: (protocol, transactionIdHex, address, integrityKey) => this.#guard.sent(protocol, transactionIdHex, address, integrityKey),
       selected: (data, address, protocol) => this.#transport?.takeFromSelected(data, address, protocol) === true,
     });
+    this.#detachers.push(unguard);
   }
+}
+
+/** Whether ICE may use a remote address: only loopback ones when asked, then the user's filter. */
+function remoteAddressFilter(loopback: boolean, allowed: ((address: string) => boolean) | undefined): (address: string) => boolean {
+  return (address) => (!loopback || isLoopbackAddress(address)) && (allowed === undefined || allowed(address));
+}
+
+/** werift's pair filter, made out here so that its closure holds the address filter and nothing of the agent. */
+function candidatePairFilter(allow: (address: string) => boolean): (pair: CandidatePair) => boolean {
+  return (pair) => allow(pair.remoteCandidate.host);
 }
 
 /** The largest UDP payload over IPv4 (65,535 less the IP and UDP headers). */
@@ -481,10 +504,10 @@ export class IceTransport extends BaseDatagramTransport {
       if (next === "failed") this.#expire();
       else if (next === "closed") this.closeWith(undefined);
     });
-    this.#unsubscribe = () => {
+    this.#unsubscribe = shortLived(() => {
       data.unSubscribe();
       state.unSubscribe();
-    };
+    });
     this.refreshConsent();
     for (const datagram of early) this.deliver(new Uint8Array(datagram.buffer, datagram.byteOffset, datagram.byteLength));
   }

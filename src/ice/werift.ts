@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { Socket as UdpSocket } from "node:dgram";
 import { isIP } from "node:net";
 import { Connection, Message, StunOverTurnProtocol, StunProtocol, TurnProtocol, UdpTransport, classes, methods, type CandidatePair } from "werift";
+import { shortLived } from "../heap.js";
 import { requireMembers, type MemberSpec } from "../boundary.js";
 import { PeerwireError } from "../errors.js";
 
@@ -177,11 +178,13 @@ function internalsOf(connection: Connection): ConnectionInternals {
  * is still empty (trickle: no remote candidate yet) is werift's loop kept going, because on leaving it werift takes
  * an empty check list as failure, exactly as before.
  *
- * `onError` gets anything werift's schedulingChecks throws (the pacer stops). `stop()` ends the pacer (close).
+ * `onError` gets anything werift's schedulingChecks throws (the pacer stops). `stop()` ends the pacer (close);
+ * `detach()` puts werift's member back (after close: see guardProtocols).
  */
-export function paceChecks(connection: Connection, intervalMs: number, onError: (error: unknown) => void): { stop(): void } {
+export function paceChecks(connection: Connection, intervalMs: number, onError: (error: unknown) => void): { stop(): void; detach(): void } {
   const internals = internalsOf(connection);
-  const schedule = internals.schedulingChecks.bind(connection);
+  const original = internals.schedulingChecks;
+  const schedule = original.bind(connection);
   let running = false;
   let timer: NodeJS.Timeout | undefined;
   const stop = () => {
@@ -202,36 +205,45 @@ export function paceChecks(connection: Connection, intervalMs: number, onError: 
     if (more && running) timer = setTimeout(tick, intervalMs);
     else running = false;
   };
-  internals.schedulingChecks = () => {
+  internals.schedulingChecks = shortLived(() => {
     if (!running) {
       running = true;
       tick();
     }
     return running && internals.checkList.length === 0;
-  };
-  return { stop };
+  });
+  return { stop, detach: () => (internals.schedulingChecks = original) };
 }
 
 // ── check interception (relay grace) ───────────────────────────────────────────────────────────────────────────
 
-/** Every check werift starts (ordinary or triggered) goes through `intercept`, which may start it or hold it. */
+/**
+ * Every check werift starts (ordinary or triggered) goes through `intercept`, which may start it or hold it.
+ * Returns what puts werift's member back (after close: see guardProtocols).
+ */
 export function interceptCheckStart(
   connection: Connection,
   intercept: (pair: CandidatePair, start: (pair: CandidatePair) => CheckHandle) => CheckHandle,
-): void {
+): () => void {
   const internals = internalsOf(connection);
   const checkStart = internals.checkStart;
-  internals.checkStart = (pair) => intercept(pair, checkStart);
+  internals.checkStart = shortLived((pair) => intercept(pair, checkStart));
+  return () => (internals.checkStart = checkStart);
 }
 
-/** `after` runs after werift has processed each finished check (state updated, nomination done). */
-export function afterCheckComplete(connection: Connection, after: (pair: CandidatePair) => void): void {
+/**
+ * `after` runs after werift has processed each finished check (state updated, nomination done). Returns what
+ * puts werift's member back (after close: see guardProtocols).
+ */
+export function afterCheckComplete(connection: Connection, after: (pair: CandidatePair) => void): () => void {
   const internals = internalsOf(connection);
-  const checkComplete = internals.checkComplete.bind(connection);
-  internals.checkComplete = (pair) => {
+  const original = internals.checkComplete;
+  const checkComplete = original.bind(connection);
+  internals.checkComplete = shortLived((pair) => {
     checkComplete(pair);
     after(pair);
-  };
+  });
+  return () => (internals.checkComplete = original);
 }
 
 /** The check list, and whether the peer has signalled its last candidate. */
@@ -268,17 +280,24 @@ export interface ProtocolGuard {
 /**
  * Interposes on every protocol werift creates (UDP, TCP, TURN), before werift subscribes to it, so `guard` sees
  * each incoming request, each datagram from a peer (UDP and STUN over TURN) and each request werift sends first.
- * werift's TCP protocols (not enabled: peerwire never sets useTcp) get the request guard only.
+ * werift's TCP protocols (not enabled: peerwire never sets useTcp) get the request guard only. The function
+ * returned, called once the agent closed, puts werift's members back: werift stores closures over its protocols
+ * with `transport.onData = …`, which V8 allocates in the old generation (see shortLived), so a protocol outlives
+ * its connection until the next full collection, and the guard's closures would keep the whole connection with it.
  */
-export function guardProtocols(connection: Connection, guard: ProtocolGuard): void {
+export function guardProtocols(connection: Connection, guard: ProtocolGuard): () => void {
   const internals = internalsOf(connection);
-  const ensureProtocol = internals.ensureProtocol.bind(connection);
-  internals.ensureProtocol = (protocol) => {
+  const original = internals.ensureProtocol;
+  const ensureProtocol = original.bind(connection);
+  /** Put werift's members back, for detaching. */
+  const restores: Array<() => void> = [() => (internals.ensureProtocol = original)];
+  internals.ensureProtocol = shortLived((protocol) => {
     const requests = protocol.onRequestReceived;
     const execute = requests.execute;
-    requests.execute = (message, address, data) => {
+    requests.execute = shortLived((message, address, data) => {
       if (guard.request(data, address)) execute.call(requests, message, address, data);
-    };
+    });
+    restores.push(() => (requests.execute = execute));
     if (protocol.type !== "tcp") {
       // Fail closed: a protocol whose peer datagrams cannot be guarded is never used (its candidate is lost).
       const turn = protocol.type === "turn";
@@ -287,7 +306,7 @@ export function guardProtocols(connection: Connection, guard: ProtocolGuard): vo
       const receive = protocol[handler]!;
       const request = protocol.request!;
       const selected = turn ? undefined : guard.selected?.bind(guard);
-      protocol[handler] = (data, address) => {
+      protocol[handler] = shortLived((data: Buffer, address: Address) => {
         if (selected !== undefined && selected(data, address, protocol)) return;
         let pass: boolean;
         try {
@@ -296,8 +315,8 @@ export function guardProtocols(connection: Connection, guard: ProtocolGuard): vo
           return; // fail closed: input from the network must never throw out of the socket's event handler
         }
         if (pass) receive.call(protocol, data, address);
-      };
-      protocol.request = (message, address, integrityKey, ...rest) => {
+      });
+      protocol.request = shortLived<ProtocolRequest>((message, address, integrityKey, ...rest) => {
         const ended = guard.sent(protocol, message.transactionIdHex, address, integrityKey);
         let pending: Promise<unknown>;
         try {
@@ -308,9 +327,16 @@ export function guardProtocols(connection: Connection, guard: ProtocolGuard): vo
         }
         pending.then(ended, ended);
         return pending;
-      };
+      });
+      restores.push(() => {
+        protocol[handler] = receive;
+        protocol.request = request;
+      });
     }
     ensureProtocol(protocol);
+  });
+  return () => {
+    for (const restore of restores.splice(0)) restore();
   };
 }
 
@@ -504,7 +530,7 @@ function installTurnLifecycleFix(): void {
   prototype.connectionMade = function (this: TurnInternals) {
     if (peerwireGathering.getStore() === true) {
       peerwireTurnClients.add(this);
-      this.refresh = (lifetime) => refreshUntilClosed(this, lifetime);
+      this.refresh = shortLived((lifetime) => refreshUntilClosed(this, lifetime));
     }
     return connectionMade.call(this);
   };

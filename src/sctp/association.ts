@@ -676,6 +676,7 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     this.#teardown = Promise.allSettled(aborts)
       .then(() => this.#sctp.stop())
       .catch(() => undefined)
+      .then(() => this.#path.detach())
       .then(() => this.#transport.close());
     this.emit("close", error);
   }

@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { SCTP } from "werift-sctp";
 import { CHUNK_BY_TYPE, ReconfigChunk } from "werift-sctp/lib/sctp/src/chunk.js";
+import { shortLived } from "../heap.js";
 import { requireMembers, type MemberSpec } from "../boundary.js";
 import type { PeerwireError } from "../errors.js";
 import { ChunkType, type DataPathDropReason } from "./packet.js";
@@ -16,6 +17,8 @@ import { COMMON_HEADER, DATA_HEADER, decodeForwardTsn, decodeSack, encodeDataPac
  * retransmission (./receiver.ts, ./sender.ts) — because werift's costs a peer can abuse (a SACK's gap blocks
  * expanded TSN by TSN, reassembly re-walked and re-sorted per chunk) and because it paced itself (a SACK per
  * packet, a scan of everything in flight per SACK, an await per packet sent, three CRC32c per packet).
+ *
+ * Once werift has stopped, detach() takes all of this back (see there: werift's association outlives it).
  *
  * At first use the members relied on are checked (ERR_WERIFT_INCOMPATIBLE names any that is missing or
  * reshaped); werift-sctp's version is pinned exactly.
@@ -59,6 +62,16 @@ interface WeriftSctp {
   getExtensions(params: Array<[number, Buffer]>): void;
   timer3Expired: () => void;
   onSackReceived: () => Promise<void>;
+  // Detached from peerwire once stopped:
+  transport: { send(packet: Buffer): Promise<void>; close(): void };
+  stateChanged: Record<string, WeriftEvent>;
+  onReconfigStreams: WeriftEvent;
+}
+
+/** werift's event: what detaching needs of it. */
+interface WeriftEvent {
+  ended: boolean;
+  allUnsubscribe(): void;
 }
 
 interface ResetRequest {
@@ -103,7 +116,17 @@ const SCTP_SHAPE: MemberSpec = {
   getExtensions: fn(1),
   timer3Expired: fn(),
   onSackReceived: fn(),
+  transport: { kind: "object" },
+  stateChanged: { kind: "object" },
+  onReconfigStreams: { kind: "object" },
 };
+const EVENT_SHAPE: MemberSpec = { ended: { kind: "boolean" }, allUnsubscribe: fn() };
+/** The members #takeOver replaces, in two kinds: what a detached association gets in their place. */
+const REPLACED_ASYNC = ["handleData", "send", "transmit", "scheduleSack", "sendSack", "onSackReceived", "sendReconfigParam", "receiveReconfigParam", "receiveSackChunk"] as const;
+const REPLACED_SYNC = ["receiveDataChunk", "receiveForwardTsnChunk", "timer3Expired", "setExtensions", "getExtensions"] as const;
+const detachedAsync = async (): Promise<void> => undefined;
+const detachedSync = (): void => undefined;
+const DETACHED_TRANSPORT = { send: detachedAsync, close: detachedSync };
 const RESET_REQUEST_SHAPE: MemberSpec = { type: { kind: "number" }, requestSequence: { kind: "number" }, lastTsn: { kind: "number" }, streams: { kind: "array" } };
 const ESTABLISHED = 4;
 const OUTGOING_SSN_RESET_REQUEST = 13;
@@ -274,6 +297,24 @@ export class WeriftDataPath {
     if (this.#unacknowledgedPackets > 0 && !this.#stopped) this.#sendSack();
     this.#stopped = true;
     this.#sender?.stop();
+  }
+
+  /**
+   * After werift's stop(): cuts every reference from werift's association to peerwire (our replacements of its
+   * members, the transport, subscribers of its events). werift's constructor stores a closure over its association
+   * with `transport.onData = …`, which V8 allocates in the old generation (see shortLived): until the next full
+   * collection that closure keeps werift's object alive through every young one, and with it everything the object
+   * still reaches — without this, the whole connection, copied and promoted instead of dying young.
+   */
+  detach(): void {
+    const werift = this.#werift;
+    for (const key of REPLACED_ASYNC) werift[key] = detachedAsync;
+    for (const key of REPLACED_SYNC) werift[key] = detachedSync;
+    werift.transport = DETACHED_TRANSPORT;
+    for (const event of [werift.onReconfigStreams, ...Object.values(werift.stateChanged)]) {
+      requireMembers(event, EVENT_SHAPE, "werift-sctp Event", "sctp");
+      if (!event.ended) event.allUnsubscribe();
+    }
   }
 
   /** Whether a packet whose checksum field is 0 passes (see checkPacket): we announced RFC 9653. */
@@ -489,36 +530,36 @@ export class WeriftDataPath {
     const refuse = (what: string) => () => {
       throw new Error(`peerwire replaced werift-sctp's ${what}`);
     };
-    werift.handleData = async (data) => this.receive(data);
-    werift.send = async (streamId, ppid, data) => this.send(streamId, ppid, data, { ordered: true });
-    werift.transmit = async () => this.#sender?.transmit();
-    werift.scheduleSack = async () => this.#scheduleSack();
-    werift.sendSack = async () => this.#scheduleSack();
+    werift.handleData = shortLived(async (data) => this.receive(data));
+    werift.send = shortLived(async (streamId, ppid, data) => this.send(streamId, ppid, data, { ordered: true }));
+    werift.transmit = shortLived(async () => this.#sender?.transmit());
+    werift.scheduleSack = shortLived(async () => this.#scheduleSack());
+    werift.sendSack = shortLived(async () => this.#scheduleSack());
     werift.receiveDataChunk = refuse("DATA path");
     werift.receiveSackChunk = refuse("SACK path");
     werift.receiveForwardTsnChunk = refuse("FORWARD-TSN path");
-    werift.timer3Expired = () => undefined; // T3 is the Sender's
+    werift.timer3Expired = shortLived(() => undefined); // T3 is the Sender's
     if (this.#acceptZeroChecksum) {
       const setExtensions = werift.setExtensions.bind(werift);
-      werift.setExtensions = (params) => {
+      werift.setExtensions = shortLived((params) => {
         setExtensions(params);
         const method = Buffer.alloc(4);
         method.writeUInt32BE(ERROR_DETECTION_DTLS);
         params.push([ZERO_CHECKSUM_ACCEPTABLE, method]);
-      };
+      });
       const getExtensions = werift.getExtensions.bind(werift);
-      werift.getExtensions = (params) => {
+      werift.getExtensions = shortLived((params) => {
         getExtensions(params);
         for (const [type, value] of params) {
           if (type === ZERO_CHECKSUM_ACCEPTABLE && value.byteLength === 4 && value.readUInt32BE(0) === ERROR_DETECTION_DTLS) this.#checksum = "zero";
         }
-      };
+      });
     }
-    werift.onSackReceived = async () => undefined;
+    werift.onSackReceived = shortLived(async () => undefined);
     // Our reset requests: werift's Outgoing SSN Reset Request, joined by an Incoming one for streams the
     // application stopped reading (both in one chunk, as RFC 6525 §3.1 allows; same bytes on retransmission).
     const sendReconfigParam = werift.sendReconfigParam.bind(werift);
-    werift.sendReconfigParam = async (param) => {
+    werift.sendReconfigParam = shortLived(async (param) => {
       if (param.type !== OUTGOING_SSN_RESET_REQUEST) return sendReconfigParam(param);
       let incoming = this.#incomingRequests.get(param);
       if (incoming === undefined && this.#askIncomingReset.size > 0) {
@@ -537,12 +578,12 @@ export class WeriftDataPath {
       const chunk = new ReconfigChunk();
       chunk.params.push([param.type, param.bytes], [INCOMING_SSN_RESET_REQUEST, incoming]);
       await werift.sendChunk(chunk).catch(() => undefined); // lost like any packet: werift's timer resends
-    };
+    });
     // Incoming stream resets, done per RFC 6525 §5.2.2: not before every TSN up to the sender's last one arrived.
     // werift deletes the inbound stream at once (dropping data still in reassembly) and resets our outgoing side
     // too, which would cut off data we still send; peerwire closes each direction on its own.
     const original = werift.receiveReconfigParam.bind(werift);
-    werift.receiveReconfigParam = async (param) => {
+    werift.receiveReconfigParam = shortLived(async (param) => {
       if (param.type !== OUTGOING_SSN_RESET_REQUEST) return original(param);
       requireMembers(param, RESET_REQUEST_SHAPE, "werift-sctp OutgoingSSNResetRequestParam", "sctp");
       const request = param as ResetRequest;
@@ -556,6 +597,6 @@ export class WeriftDataPath {
       if (!complete) return; // the peer retransmits the request; by then the data will have arrived
       for (const id of request.streams) this.#receiver?.resetStream(id);
       this.#hooks.incomingReset(request.streams);
-    };
+    });
   }
 }
