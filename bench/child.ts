@@ -366,11 +366,27 @@ async function udpMode(): Promise<void> {
   }
 }
 
+/** Both ends of a soak contender in this process, one cycle per "soak-cycle" (the parent alternates contenders). */
+async function soakMode(start: Extract<ToChild, { type: "start"; mode: "soak" }>): Promise<void> {
+  const { soakCycle } = await import("./systems.js");
+  for (let i = 0; i < start.warmupCycles; i++) await soakCycle(start.system); // a fresh process: JIT still cold
+  await post({ type: "ready" });
+  for (;;) {
+    await next("soak-cycle");
+    try {
+      await post({ type: "soak-cycle", connectMs: await soakCycle(start.system) });
+    } catch (error) {
+      await post({ type: "soak-cycle", error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const start = await next("start");
   clearTimeout(deadline);
   deadline = setTimeout(() => exit(3, new Error(`deadline of ${start.deadlineMs} ms passed`)), start.deadlineMs).unref();
   if (start.mode === "udp") await udpMode();
+  else if (start.mode === "soak") await soakMode(start);
   else await transferMode(start);
 }
 

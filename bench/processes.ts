@@ -8,7 +8,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { combineTransfers, type ChildSystem, type FromChild, type ToChild, type TransferResult, type TransferSpec } from "./protocol.js";
+import { combineTransfers, type ChildSystem, type FromChild, type SoakSystem, type ToChild, type TransferResult, type TransferSpec } from "./protocol.js";
 
 const CHILD = fileURLToPath(new URL("./child.ts", import.meta.url));
 /** What children found beyond loopback (their network guards); the bench aborts on any. */
@@ -178,6 +178,50 @@ export async function udpAcrossProcesses(rounds: number, total: number, deadline
     return { roundTripsMs, mbps: report.bytes / 1e6 / (report.spanMs / 1000) };
   } finally {
     socket.close();
+    stop([child]);
+  }
+}
+
+export interface SoakResult {
+  /** Connect times of the cycles that succeeded, in order. */
+  connectMs: number[];
+  failures: number;
+}
+
+/**
+ * The connect soak with `system` alone in a fresh process, as users run one stack: `warmupCycles` unrecorded
+ * cycles (a fresh process compiles as it goes), then `cycles` recorded ones. A cycle that fails counts as a failure
+ * and the soak goes on; a cycle that misses `cycleTimeoutMs`, or a child that dies or misses `deadlineMs`, ends the
+ * measurement (rejects).
+ */
+export async function soakAlone(
+  system: SoakSystem,
+  cycles: number,
+  warmupCycles: number,
+  cycleTimeoutMs: number,
+  deadlineMs: number,
+  progress: (done: number) => void = () => undefined,
+): Promise<SoakResult> {
+  const child = start(`${system} soak`);
+  const result: SoakResult = { connectMs: [], failures: 0 };
+  try {
+    child.send({ type: "start", mode: "soak", system, warmupCycles, deadlineMs });
+    await Promise.race([child.next("ready"), child.failed]);
+    for (let i = 0; i < cycles; i++) {
+      child.send({ type: "soak-cycle" });
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${system}: soak cycle missed ${cycleTimeoutMs} ms`)), cycleTimeoutMs)));
+      try {
+        const reply = await Promise.race([child.next("soak-cycle"), child.failed, timeout]);
+        if (reply.connectMs !== undefined) result.connectMs.push(reply.connectMs);
+        else result.failures++;
+      } finally {
+        clearTimeout(timer);
+      }
+      progress(i + 1);
+    }
+    return result;
+  } finally {
     stop([child]);
   }
 }

@@ -11,6 +11,10 @@
 export const PEERWIRE_LARGE_PACKETS = "peerwire, maxPacketData 8000";
 export type ChildSystem = "peerwire" | typeof PEERWIRE_LARGE_PACKETS | "werift RTCPeerConnection" | "node-datachannel";
 
+/** The connect soak's contenders (bench/systems.ts soakCycle), each also run alone in a process of its own. */
+export const WERIFT_BY_HAND = "werift layers by hand";
+export type SoakSystem = "peerwire" | typeof WERIFT_BY_HAND;
+
 /** One transfer on a connection: `bytes` in `messageBytes` messages over a channel opened for it. */
 export interface TransferSpec {
   label: string;
@@ -21,6 +25,9 @@ export interface TransferSpec {
 export type ToChild =
   | { type: "start"; mode: "transfer"; system: ChildSystem; role: "sender" | "receiver"; transfers: TransferSpec[]; deadlineMs: number }
   | { type: "start"; mode: "udp"; deadlineMs: number }
+  /** Both ends of `system` in this process: `warmupCycles` unreported cycles, then one per "soak-cycle" (soakCycle). */
+  | { type: "start"; mode: "soak"; system: SoakSystem; warmupCycles: number; deadlineMs: number }
+  | { type: "soak-cycle" }
   /** Both children are ready: connect now. `peerId`: the receiver's, for the sender to pin (peerwire). */
   | { type: "go"; peerId?: string }
   /** Signaling relayed from the other child (a Description, an SDP, a candidate). */
@@ -38,6 +45,8 @@ export type FromChild =
   /** One transfer seen from this end: CPU used by this process during it; the sender also gives the time. */
   | { type: "transfer"; label: string; cpuMs: number; ms?: number }
   | { type: "udp-report"; bytes: number; spanMs: number }
+  /** One soak cycle: its connect time, or why it failed (a failure is counted, and the soak goes on). */
+  | { type: "soak-cycle"; connectMs?: number; error?: string }
   | { type: "done"; violations: string[] }
   | { type: "error"; message: string; violations: string[] };
 

@@ -13,7 +13,7 @@ import { Association } from "../src/sctp/index.js";
 import { crc32c } from "../src/sctp/crc32c.js";
 import { StunResponder } from "../src/signaling/index.js";
 import { createMemoryPair } from "../src/transport/index.js";
-import { weriftLoopbackConfig } from "./protocol.js";
+import { WERIFT_BY_HAND, weriftLoopbackConfig, type SoakSystem } from "./protocol.js";
 
 export interface ConnectedPair {
   /** Connect time in ms, and per phase where the system reports phases. */
@@ -251,6 +251,26 @@ function loopbackIce(controlling: boolean): WeriftIce {
   // werift substitutes a public Google STUN server when none is configured: remove it before gathering.
   ice.stunServer = undefined;
   return ice;
+}
+
+/**
+ * One cycle of the connect soak: peerwire connects (start → first verified stream, as every peerwire connect in
+ * the bench), moves 64 KiB and closes; werift's layers by hand connect (ICE → DTLS → SCTP, no verification, no
+ * stream) and close. Both ends in this process. Resolves with the connect time once closed.
+ */
+export async function soakCycle(system: SoakSystem): Promise<number> {
+  if (system === WERIFT_BY_HAND) {
+    const pair = await weriftByHandConnect();
+    await pair.close();
+    return pair.connectMs;
+  }
+  const pair = await peerwire.connect();
+  try {
+    await pair.throughput(64 * 1024, 16 * 1024, 1);
+  } finally {
+    await pair.close();
+  }
+  return pair.connectMs;
 }
 
 export interface WeriftByHand {
