@@ -676,8 +676,8 @@ export class Association extends EventEmitter<{ stream: [Stream]; close: [Error 
     this.#teardown = Promise.allSettled(aborts)
       .then(() => this.#sctp.stop())
       .catch(() => undefined)
-      .then(() => this.#path.detach())
-      .then(() => this.#transport.close());
+      .then(() => this.#transport.close())
+      .finally(() => this.#path.detach()); // after werift's stop(); see WeriftDataPath.detach
     this.emit("close", error);
   }
 }

@@ -212,6 +212,7 @@ export class WeriftDataPath {
     this.sctp = options.role === "client" ? SCTP.client(transport, options.port) : SCTP.server(transport, options.port);
     requireMembers(this.sctp, SCTP_SHAPE, "werift-sctp SCTP", "sctp");
     this.#werift = this.sctp as unknown as WeriftSctp;
+    for (const event of this.#events()) requireMembers(event, EVENT_SHAPE, "werift-sctp Event", "sctp"); // for detach()
     this.#hooks = hooks;
     this.#acceptZeroChecksum = options.zeroChecksum;
     this.maxUserData = options.maxUserData;
@@ -311,10 +312,12 @@ export class WeriftDataPath {
     for (const key of REPLACED_ASYNC) werift[key] = detachedAsync;
     for (const key of REPLACED_SYNC) werift[key] = detachedSync;
     werift.transport = DETACHED_TRANSPORT;
-    for (const event of [werift.onReconfigStreams, ...Object.values(werift.stateChanged)]) {
-      requireMembers(event, EVENT_SHAPE, "werift-sctp Event", "sctp");
-      if (!event.ended) event.allUnsubscribe();
-    }
+    for (const event of this.#events()) if (!event.ended) event.allUnsubscribe();
+  }
+
+  /** werift's events peerwire subscribes to. */
+  #events(): WeriftEvent[] {
+    return [this.#werift.onReconfigStreams, ...Object.values(this.#werift.stateChanged)];
   }
 
   /** Whether a packet whose checksum field is 0 passes (see checkPacket): we announced RFC 9653. */
