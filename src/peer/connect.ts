@@ -43,6 +43,7 @@ export interface ConnectOptions {
    * naming the phase that was running.
    */
   timeoutMs?: number;
+  /** Aborts connect() (ERR_ABORTED, everything started closed); no effect once connect() has returned. */
   signal?: AbortSignal;
 }
 
@@ -176,9 +177,12 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     throw new PeerwireError("ERR_INVALID_ARGUMENT", "peerId must be a 26-character peer ID");
   }
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
-  if (signal.aborted) throw abortError(signal, "connect");
+  const deadline = deadlineSignal(timeoutMs, options.signal);
+  const signal = deadline.signal;
+  if (signal.aborted) {
+    deadline.dispose();
+    throw abortError(signal, "connect");
+  }
   const started = performance.now();
   let mark = started;
   /** The phase running now, for the timeout's message. */
@@ -269,7 +273,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     let error = caught as Error;
     // Layers report the combined signal as ERR_ABORTED; when it was the deadline, say so with the code of the
     // phase that ran out of it (a dialer learns "ICE failed, pairs tried: …", not a bare timeout).
-    if (isPeerwireError(error, "ERR_ABORTED") && timeout.aborted && options.signal?.aborted !== true) {
+    if (isPeerwireError(error, "ERR_ABORTED") && deadline.timedOut() && options.signal?.aborted !== true) {
       error = deadlineError(phase, timeoutMs, agent, error);
     }
     await dtls?.close();
@@ -278,7 +282,37 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     if (log.enabled) log("%s: connect failed during %s: %s", options.role, phase, error.message);
     publish("peerwire:connect:failed", () => ({ role: options.role, phase, error }));
     throw error;
+  } finally {
+    deadline.dispose();
   }
+}
+
+/**
+ * connect()'s signal: aborted at the deadline (reason: a TimeoutError DOMException, as AbortSignal.timeout's) or by
+ * the caller's signal (its reason). `dispose()` clears the timer and the listener on the caller's signal once
+ * connect() has returned: AbortSignal.timeout would keep a timer of `timeoutMs` per connect, holding its signal
+ * (and, through the signal, what listens to it) long after the connect, and AbortSignal.any would add each
+ * connect's signal to the caller's for as long as the caller's lives.
+ */
+function deadlineSignal(timeoutMs: number, outer: AbortSignal | undefined): { signal: AbortSignal; timedOut(): boolean; dispose(): void } {
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError"));
+  }, timeoutMs);
+  timer.unref(); // as AbortSignal.timeout's: the connect's sockets keep the process alive meanwhile
+  const onOuterAbort = () => controller.abort(outer!.reason);
+  if (outer?.aborted === true) controller.abort(outer.reason);
+  else outer?.addEventListener("abort", onOuterAbort, { once: true });
+  return {
+    signal: controller.signal,
+    timedOut: () => timedOut,
+    dispose() {
+      clearTimeout(timer);
+      outer?.removeEventListener("abort", onOuterAbort);
+    },
+  };
 }
 
 /** connect()'s deadline ran out during `phase`: that phase's own failure code, naming the deadline. */
