@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { once } from "node:events";
+import { getEventListeners, once } from "node:events";
 import { describe, test } from "node:test";
 import { connect, descriptionFromToken, descriptionToToken, isPeerwireError, type Description, type Identity, type Stream } from "../../src/index.js";
 import { guardNetworkForThisFile } from "../helpers/guard-file.js";
@@ -155,5 +155,22 @@ describe("connect(): ICE → DTLS (verified) → SCTP over loopback UDP", async 
     const pending = connect({ identity: alice, role: "controlling", exchange: never, loopbackOnly: true, signal: controller.signal });
     controller.abort();
     await assert.rejects(pending, (e) => isPeerwireError(e, "ERR_ABORTED"));
+  });
+
+  test("a caller's signal is let go of once connect() returns (it may outlive many connects)", async () => {
+    const controller = new AbortController();
+    const [dialer, listener] = await connectedPair(alice, bob, { dialer: { signal: controller.signal }, listener: { signal: controller.signal } });
+    assert.deepEqual(getEventListeners(controller.signal, "abort"), [], "no listener left on the caller's signal");
+    controller.abort(); // after connect(): no effect
+    const accepted = once(listener, "stream");
+    await dialer.openStream();
+    await accepted;
+    await Promise.all([dialer.close(), listener.close()]);
+    const failing = new AbortController();
+    await assert.rejects(
+      connect({ identity: alice, role: "controlling", exchange: () => new Promise<Description>(() => undefined), loopbackOnly: true, signal: failing.signal, timeoutMs: 100 }),
+      (e) => isPeerwireError(e, "ERR_TIMEOUT"),
+    );
+    assert.deepEqual(getEventListeners(failing.signal, "abort"), [], "none after a failed connect either");
   });
 });
