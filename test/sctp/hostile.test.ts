@@ -10,27 +10,11 @@ import { describe, test, type TestContext } from "node:test";
 import { isPeerwireError } from "../../src/errors.js";
 import { Association, crc32c, type Stream } from "../../src/sctp/index.js";
 import { COMMON_HEADER, DATA_FLAG_BEGIN, DATA_FLAG_END, encodeDataPacket, encodeSackPacket, type OutgoingData } from "../../src/sctp/wire.js";
-import type { DatagramTransport } from "../../src/transport/index.js";
 import { createMemoryPair, type MemoryTransport } from "../../src/transport/index.js";
+import { tapTransport } from "../helpers/tap.js";
 
 const PORTS = { source: 5000, destination: 5000 };
 const BINARY = 53;
-
-/** A transport that shows every datagram sent through it. */
-function tapped(transport: DatagramTransport, seen: (datagram: Uint8Array) => void): DatagramTransport {
-  return {
-    send: (datagram) => {
-      seen(datagram);
-      return transport.send(datagram);
-    },
-    onDatagram: (handler) => transport.onDatagram(handler),
-    onClose: (handler) => transport.onClose(handler),
-    close: () => transport.close(),
-    get closed() {
-      return transport.closed;
-    },
-  };
-}
 
 interface Attack {
   victim: Association;
@@ -54,8 +38,8 @@ async function attack(): Promise<Attack> {
   const sent: Buffer[] = [];
   const victimSent: Buffer[] = [];
   const [victim, attacker] = await Promise.all([
-    Association.connect(tapped(raw[0], (d) => victimSent.push(Buffer.from(d))), { role: "client" }),
-    Association.connect(tapped(raw[1], (d) => sent.push(Buffer.from(d))), { role: "server" }),
+    Association.connect(tapTransport(raw[0], (d) => victimSent.push(Buffer.from(d))), { role: "client" }),
+    Association.connect(tapTransport(raw[1], (d) => sent.push(Buffer.from(d))), { role: "server" }),
   ]);
   const accepted = once(attacker, "stream") as Promise<[Stream]>;
   const victimStream = await victim.openStream();
@@ -232,8 +216,8 @@ describe("SCTP zero checksum (RFC 9653)", () => {
     const fromClient: Buffer[] = [];
     const fromServer: Buffer[] = [];
     const [a, b] = await Promise.all([
-      Association.connect(tapped(raw[0], (d) => fromClient.push(Buffer.from(d))), { role: "client", zeroChecksum: client }),
-      Association.connect(tapped(raw[1], (d) => fromServer.push(Buffer.from(d))), { role: "server", zeroChecksum: server }),
+      Association.connect(tapTransport(raw[0], (d) => fromClient.push(Buffer.from(d))), { role: "client", zeroChecksum: client }),
+      Association.connect(tapTransport(raw[1], (d) => fromServer.push(Buffer.from(d))), { role: "server", zeroChecksum: server }),
     ]);
     const accepted = once(b, "stream") as Promise<[Stream]>;
     const stream = await a.openStream();
