@@ -366,7 +366,7 @@ async function udpMode(): Promise<void> {
   }
 }
 
-/** Both ends of a soak contender in this process, one cycle per "soak-cycle" (the parent alternates contenders). */
+/** Both ends of a soak contender in this process, one cycle per "soak-cycle" from the parent (see soakAlone). */
 async function soakMode(start: Extract<ToChild, { type: "start"; mode: "soak" }>): Promise<void> {
   const { soakCycle } = await import("./systems.js");
   for (let i = 0; i < start.warmupCycles; i++) await soakCycle(start.system); // a fresh process: JIT still cold

@@ -11,7 +11,7 @@
 export const PEERWIRE_LARGE_PACKETS = "peerwire, maxPacketData 8000";
 export type ChildSystem = "peerwire" | typeof PEERWIRE_LARGE_PACKETS | "werift RTCPeerConnection" | "node-datachannel";
 
-/** The connect soak's contenders (bench/systems.ts soakCycle), each also run alone in a process of its own. */
+/** The connect soak's contenders (bench/systems.ts soakCycle); peerwire's soak also runs alone in a process of its own. */
 export const WERIFT_BY_HAND = "werift layers by hand";
 export type SoakSystem = "peerwire" | typeof WERIFT_BY_HAND;
 
