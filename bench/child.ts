@@ -369,12 +369,15 @@ async function udpMode(): Promise<void> {
 /** Both ends of a soak contender in this process, one cycle per "soak-cycle" from the parent (see soakAlone). */
 async function soakMode(start: Extract<ToChild, { type: "start"; mode: "soak" }>): Promise<void> {
   const { soakCycle } = await import("./systems.js");
+  const { GcPauses } = await import("./gc.js");
   for (let i = 0; i < start.warmupCycles; i++) await soakCycle(start.system); // a fresh process: JIT still cold
+  const pauses = new GcPauses();
   await post({ type: "ready" });
   for (;;) {
     await next("soak-cycle");
     try {
-      await post({ type: "soak-cycle", connectMs: await soakCycle(start.system) });
+      const { connectMs, from, to } = await soakCycle(start.system);
+      await post({ type: "soak-cycle", connectMs, gcMs: await pauses.within(from, to) });
     } catch (error) {
       await post({ type: "soak-cycle", error: error instanceof Error ? error.message : String(error) });
     }

@@ -18,6 +18,7 @@ import { childViolations, soakAlone, twoProcessTransfers, udpAcrossProcesses } f
 import { signalingClusterBench } from "./signaling-cluster.js";
 import { PEERWIRE_LARGE_PACKETS, WERIFT_BY_HAND, type ChildSystem, type SoakSystem, type TransferSpec } from "./protocol.js";
 import { aesGcmLimit, closeShared, crc32cLimit, nodeDataChannel, peerwire, peerwireLossyThroughput, udpLimit, soakCycle, weriftPeerConnection, type BenchSystem } from "./systems.js";
+import { GcPauses } from "./gc.js";
 
 const { values } = parseArgs({
   options: { quick: { type: "boolean", default: false }, out: { type: "string", default: "bench/results" }, soak: { type: "string" } },
@@ -190,18 +191,42 @@ async function connectSoak(systems: BenchSystem[]): Promise<void> {
     record(SOAK_PROCESS, `soak: active handles after ${after} cycles`, handles, "handles");
     record(SOAK_PROCESS, `soak: RSS after ${after} cycles`, rssMiB, "MiB");
   };
+  const pauses = new GcPauses();
+  const gcInside = new Map(contenders.map((name) => [name, { connectMs: [] as number[], gcMs: [] as number[] }]));
   for (let i = 0; i < config.soakConnects; i++) {
     if (readings.includes(i)) await recordResources(i);
     const order = i % 2 === 0 ? contenders : [...contenders].reverse();
     for (const name of order) {
-      const ok = await bounded(name, scenario, async () => record(name, scenario, await soakCycle(name), "ms"), SOAK_CONNECT_TIMEOUT_MS);
+      const ok = await bounded(name, scenario, async () => {
+        const { connectMs, from, to } = await soakCycle(name);
+        record(name, scenario, connectMs, "ms");
+        gcInside.get(name)!.connectMs.push(connectMs);
+        gcInside.get(name)!.gcMs.push(await pauses.within(from, to));
+      }, SOAK_CONNECT_TIMEOUT_MS);
       if (!ok) failed.set(name, failed.get(name)! + 1);
     }
     if (i % 10 === 9) process.stderr.write(`\r  connect soak ${i + 1}/${config.soakConnects}`);
   }
+  pauses.stop();
   await recordResources(config.soakConnects);
   process.stderr.write("\n");
   for (const [name, count] of failed) record(name, `connect soak failures (of ${config.soakConnects}), 1 process`, count, "failures");
+  for (const [name, soak] of gcInside) recordGcInside(name, "1 process", soak.connectMs, soak.gcMs);
+}
+
+/**
+ * Which soak connects had a garbage-collection pause inside them (bench/gc.ts), as three rows next to the soak's:
+ * how many, how long those pauses were, and the connect times of the others — so that a reader sees how much of
+ * the p99 is collection and how much is everything else (the machine's scheduling included).
+ */
+function recordGcInside(system: string, where: string, connectMs: number[], gcMs: number[]): void {
+  const soak = `connect soak, ${config.soakConnects} sequential, ${where}`;
+  const hit = gcMs.filter((ms) => ms > 0);
+  record(system, `${soak}: connects with a GC pause inside`, hit.length, "connects");
+  for (const ms of hit) record(system, `${soak}: GC pause inside such a connect`, ms, "ms");
+  connectMs.forEach((ms, i) => {
+    if (gcMs[i] === 0) record(system, `${soak}: connects without a GC pause`, ms, "ms");
+  });
 }
 
 /** The yardstick, and peerwire when it is among the systems measured. */
@@ -226,6 +251,7 @@ async function connectSoakAlone(systems: BenchSystem[]): Promise<void> {
     process.stderr.write("\n");
     for (const ms of result.connectMs) record(peerwire.name, scenario, ms, "ms");
     record(peerwire.name, `connect soak failures (of ${config.soakConnects}), alone in its process`, result.failures, "failures");
+    recordGcInside(peerwire.name, "alone in its process", result.connectMs, result.gcMs);
   }, bound);
 }
 
@@ -433,8 +459,17 @@ async function main(): Promise<void> {
     console.log(`\nconnect soak: peerwire p50 ${mine.median.toFixed(1)} ms / ${WERIFT_BY_HAND} p50 ${yardstick.median.toFixed(1)} ms = ${(mine.median / yardstick.median).toFixed(2)}× (target ≤ 0.50×)`);
   }
   for (const where of ["1 process", "alone in its process"]) {
-    const row = summaries[peerwire.name]?.[`connect soak, ${config.soakConnects} sequential, ${where}`];
-    if (row !== undefined) console.log(`connect soak, ${where}: peerwire p99 ${row.p99.toFixed(1)} ms = ${(row.p99 / row.median).toFixed(2)}× its p50 ${row.median.toFixed(1)} ms (target ≤ 2×)`);
+    const soakRow = `connect soak, ${config.soakConnects} sequential, ${where}`;
+    const row = summaries[peerwire.name]?.[soakRow];
+    if (row === undefined) continue;
+    console.log(`connect soak, ${where}: peerwire p99 ${row.p99.toFixed(1)} ms = ${(row.p99 / row.median).toFixed(2)}× its p50 ${row.median.toFixed(1)} ms (target ≤ 2×)`);
+    const hit = summaries[peerwire.name]?.[`${soakRow}: connects with a GC pause inside`];
+    const pause = summaries[peerwire.name]?.[`${soakRow}: GC pause inside such a connect`];
+    const clean = summaries[peerwire.name]?.[`${soakRow}: connects without a GC pause`];
+    if (hit !== undefined && clean !== undefined) {
+      const pauses = pause === undefined ? "" : ` (pause p50 ${pause.median.toFixed(1)} ms, p99 ${pause.p99.toFixed(1)} ms)`;
+      console.log(`  ${hit.median} of ${row.n} had a GC pause inside${pauses}; the other ${clean.n}: p99 ${clean.p99.toFixed(1)} ms = ${(clean.p99 / row.median).toFixed(2)}× the p50`);
+    }
   }
   console.log(`\nall samples: ${file}\nchart: ${chart}`);
 }

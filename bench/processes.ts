@@ -185,6 +185,8 @@ export async function udpAcrossProcesses(rounds: number, total: number, deadline
 export interface SoakResult {
   /** Connect times of the cycles that succeeded, in order. */
   connectMs: number[];
+  /** For each of them, the ms of GC pause inside the connect (0: none). */
+  gcMs: number[];
   failures: number;
 }
 
@@ -203,7 +205,7 @@ export async function soakAlone(
   progress: (done: number) => void = () => undefined,
 ): Promise<SoakResult> {
   const child = start(`${system} soak`);
-  const result: SoakResult = { connectMs: [], failures: 0 };
+  const result: SoakResult = { connectMs: [], gcMs: [], failures: 0 };
   try {
     child.send({ type: "start", mode: "soak", system, warmupCycles, deadlineMs });
     await Promise.race([child.next("ready"), child.failed]);
@@ -213,8 +215,10 @@ export async function soakAlone(
       const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${system}: soak cycle missed ${cycleTimeoutMs} ms`)), cycleTimeoutMs)));
       try {
         const reply = await Promise.race([child.next("soak-cycle"), child.failed, timeout]);
-        if (reply.connectMs !== undefined) result.connectMs.push(reply.connectMs);
-        else result.failures++;
+        if (reply.connectMs !== undefined) {
+          result.connectMs.push(reply.connectMs);
+          result.gcMs.push(reply.gcMs ?? 0);
+        } else result.failures++;
       } finally {
         clearTimeout(timer);
       }

@@ -45,8 +45,11 @@ export type FromChild =
   /** One transfer seen from this end: CPU used by this process during it; the sender also gives the time. */
   | { type: "transfer"; label: string; cpuMs: number; ms?: number }
   | { type: "udp-report"; bytes: number; spanMs: number }
-  /** One soak cycle: its connect time, or why it failed (a failure is counted, and the soak goes on). */
-  | { type: "soak-cycle"; connectMs?: number; error?: string }
+  /**
+   * One soak cycle: its connect time and the ms of GC pause inside that connect (bench/gc.ts), or why it failed (a
+   * failure is counted, and the soak goes on).
+   */
+  | { type: "soak-cycle"; connectMs?: number; gcMs?: number; error?: string }
   | { type: "done"; violations: string[] }
   | { type: "error"; message: string; violations: string[] };
 

@@ -253,24 +253,35 @@ function loopbackIce(controlling: boolean): WeriftIce {
   return ice;
 }
 
+/** One soak cycle's connect: its time, and the window (performance.now()) in which the connect ran. */
+export interface SoakSample {
+  connectMs: number;
+  /** Just before the connect began, and when it had resolved: the window to look for GC pauses in. */
+  from: number;
+  to: number;
+}
+
 /**
  * One cycle of the connect soak: peerwire connects (start → first verified stream, as every peerwire connect in
  * the bench), moves 64 KiB and closes; werift's layers by hand connect (ICE → DTLS → SCTP, no verification, no
- * stream) and close. Both ends in this process. Resolves with the connect time once closed.
+ * stream) and close. Both ends in this process. Resolves with the connect once closed.
  */
-export async function soakCycle(system: SoakSystem): Promise<number> {
+export async function soakCycle(system: SoakSystem): Promise<SoakSample> {
+  const from = performance.now();
   if (system === WERIFT_BY_HAND) {
     const pair = await weriftByHandConnect();
+    const to = performance.now();
     await pair.close();
-    return pair.connectMs;
+    return { connectMs: pair.connectMs, from, to };
   }
   const pair = await peerwire.connect();
+  const to = performance.now();
   try {
     await pair.throughput(64 * 1024, 16 * 1024, 1);
   } finally {
     await pair.close();
   }
-  return pair.connectMs;
+  return { connectMs: pair.connectMs, from, to };
 }
 
 export interface WeriftByHand {
