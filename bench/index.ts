@@ -181,7 +181,7 @@ async function resources(): Promise<{ fds: number; handles: number; rssMiB: numb
  * SOAK_CONNECT_TIMEOUT_MS. File descriptors, handles and RSS are read at 0, N/2 and N: flat means nothing leaks.
  */
 async function connectSoak(systems: BenchSystem[]): Promise<void> {
-  const scenario = `connect soak, ${config.soakConnects} sequential, 1 process`;
+  const scenario = soakRow("1 process");
   const contenders = soakContenders(systems);
   const failed = new Map(contenders.map((name) => [name, 0]));
   const readings = [0, Math.floor(config.soakConnects / 2), config.soakConnects];
@@ -214,18 +214,29 @@ async function connectSoak(systems: BenchSystem[]): Promise<void> {
   for (const [name, soak] of gcInside) recordGcInside(name, "1 process", soak.connectMs, soak.gcMs);
 }
 
+/** The connect soak's row, by where it ran ("1 process", "alone in its process"). */
+function soakRow(where: string): string {
+  return `connect soak, ${config.soakConnects} sequential, ${where}`;
+}
+
+/** The rows next to a soak's that say which of its connects had a GC pause inside (see recordGcInside). */
+function gcRows(where: string): { hit: string; pause: string; others: string } {
+  const soak = soakRow(where);
+  return { hit: `${soak}: connects with a GC pause inside`, pause: `${soak}: GC pause inside such a connect`, others: `${soak}: connects without a GC pause` };
+}
+
 /**
  * Which soak connects had a garbage-collection pause inside them (bench/gc.ts), as three rows next to the soak's:
  * how many, how long those pauses were, and the connect times of the others — so that a reader sees how much of
  * the p99 is collection and how much is everything else (the machine's scheduling included).
  */
 function recordGcInside(system: string, where: string, connectMs: number[], gcMs: number[]): void {
-  const soak = `connect soak, ${config.soakConnects} sequential, ${where}`;
+  const rows = gcRows(where);
   const hit = gcMs.filter((ms) => ms > 0);
-  record(system, `${soak}: connects with a GC pause inside`, hit.length, "connects");
-  for (const ms of hit) record(system, `${soak}: GC pause inside such a connect`, ms, "ms");
+  record(system, rows.hit, hit.length, "connects");
+  for (const ms of hit) record(system, rows.pause, ms, "ms");
   connectMs.forEach((ms, i) => {
-    if (gcMs[i] === 0) record(system, `${soak}: connects without a GC pause`, ms, "ms");
+    if (gcMs[i] === 0) record(system, rows.others, ms, "ms");
   });
 }
 
@@ -242,7 +253,7 @@ function soakContenders(systems: BenchSystem[]): SoakSystem[] {
  */
 async function connectSoakAlone(systems: BenchSystem[]): Promise<void> {
   if (!systems.some((s) => s.name === peerwire.name)) return;
-  const scenario = `connect soak, ${config.soakConnects} sequential, alone in its process`;
+  const scenario = soakRow("alone in its process");
   const bound = (config.soakConnects + SOAK_WARMUP_CYCLES) * SOAK_CONNECT_TIMEOUT_MS;
   await bounded(peerwire.name, scenario, async () => {
     const result = await soakAlone("peerwire", config.soakConnects, SOAK_WARMUP_CYCLES, SOAK_CONNECT_TIMEOUT_MS, bound, (done) => {
@@ -452,20 +463,20 @@ async function main(): Promise<void> {
   console.log(`\nmeasurements without a result (timeout ${MEASUREMENT_TIMEOUT_MS / 1000} s or error): ${failed.length === 0 ? "none" : failed.map(([k, n]) => `${k} ×${n}`).join("; ")}`);
   console.log(`\npractical limits: ${Object.entries(limits).map(([k, v]) => `${k} ${v.toFixed(1)} MB/s`).join("; ")}`);
   for (const [k, v] of Object.entries(roundTripLimits)) console.log(`  ${k}: median ${(v.median * 1000).toFixed(0)} µs, p99 ${(v.p99 * 1000).toFixed(0)} µs (n ${v.n})`);
-  const soak = `connect soak, ${config.soakConnects} sequential, 1 process`;
+  const soak = soakRow("1 process");
   const mine = summaries[peerwire.name]?.[soak];
   const yardstick = summaries[WERIFT_BY_HAND]?.[soak];
   if (mine !== undefined && yardstick !== undefined) {
     console.log(`\nconnect soak: peerwire p50 ${mine.median.toFixed(1)} ms / ${WERIFT_BY_HAND} p50 ${yardstick.median.toFixed(1)} ms = ${(mine.median / yardstick.median).toFixed(2)}× (target ≤ 0.50×)`);
   }
   for (const where of ["1 process", "alone in its process"]) {
-    const soakRow = `connect soak, ${config.soakConnects} sequential, ${where}`;
-    const row = summaries[peerwire.name]?.[soakRow];
+    const row = summaries[peerwire.name]?.[soakRow(where)];
     if (row === undefined) continue;
     console.log(`connect soak, ${where}: peerwire p99 ${row.p99.toFixed(1)} ms = ${(row.p99 / row.median).toFixed(2)}× its p50 ${row.median.toFixed(1)} ms (target ≤ 2×)`);
-    const hit = summaries[peerwire.name]?.[`${soakRow}: connects with a GC pause inside`];
-    const pause = summaries[peerwire.name]?.[`${soakRow}: GC pause inside such a connect`];
-    const clean = summaries[peerwire.name]?.[`${soakRow}: connects without a GC pause`];
+    const rows = gcRows(where);
+    const hit = summaries[peerwire.name]?.[rows.hit];
+    const pause = summaries[peerwire.name]?.[rows.pause];
+    const clean = summaries[peerwire.name]?.[rows.others];
     if (hit !== undefined && clean !== undefined) {
       const pauses = pause === undefined ? "" : ` (pause p50 ${pause.median.toFixed(1)} ms, p99 ${pause.p99.toFixed(1)} ms)`;
       console.log(`  ${hit.median} of ${row.n} had a GC pause inside${pauses}; the other ${clean.n}: p99 ${clean.p99.toFixed(1)} ms = ${(clean.p99 / row.median).toFixed(2)}× the p50`);
